@@ -1,0 +1,202 @@
+"""List files of the video-learning field: reading, writing and checking.
+
+Formats (all whitespace separated, no header; ``path`` may contain spaces because the
+numeric fields are split off from the right):
+
+=============  ==========================================  =========================================
+``fmt``        row                                         used by
+=============  ==========================================  =========================================
+``cls``        ``path label``                              VideoMAE / SnapPix ``VideoClsDataset``
+``pretrain``   ``path start_idx total_frames``             VideoMAEv2 / SnapPix ``HybridVideoMAE``;
+                                                           ``0 -1`` means "a video file"
+``rawframes``  ``frame_dir total_frames label``            VideoMAEv2 ``RawFrameClsDataset``, mmaction2
+``long``       ``path label duration_s``                   long-video datasets (LVU)
+=============  ==========================================  =========================================
+
+Robust to CRLF line endings, repeated spaces and tabs, blank lines and ``#`` comments.
+A malformed row raises :class:`ListFormatError` naming the file and the 1-based line.
+Lists are always written with ``\\n`` line endings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+FORMATS = {
+    # fmt: (names of the numeric fields after the path, their types)
+    "cls": (("label",), (int,)),
+    "pretrain": (("start_idx", "total_frames"), (int, int)),
+    "rawframes": (("total_frames", "label"), (int, int)),
+    "long": (("label", "duration_s"), (int, float)),
+}
+
+
+class ListFormatError(ValueError):
+    """A row of a list file does not match the expected format (message names file and line)."""
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One row of a list file.
+
+    Attributes:
+        path: the path as written in the list joined to ``data_root`` (str).
+        rel_path: the path exactly as written in the list.
+        line_no: 1-based line number in the list file (0 for entries not read from a file).
+        label: class index (``cls``, ``rawframes``, ``long``), else ``None``.
+        start_idx: first frame index (``pretrain``), else 0.
+        total_frames: number of frames (``pretrain`` raw-frame rows, ``rawframes``); -1 = a video file.
+        duration_s: clip duration in seconds (``long``), else ``None``.
+    """
+
+    path: str
+    rel_path: str
+    line_no: int = 0
+    label: int | None = None
+    start_idx: int = 0
+    total_frames: int = -1
+    duration_s: float | None = None
+
+    @property
+    def is_video_file(self) -> bool:
+        """True when the row points at a video file (``total_frames == -1``), False for a frame folder."""
+        return self.total_frames < 0
+
+
+def _join(data_root: str, rel: str) -> str:
+    return os.path.join(data_root, rel) if data_root else rel
+
+
+def parse_line(line: str, fmt: str, data_root: str = "", source: str = "<list>", line_no: int = 0
+               ) -> ListEntry | None:
+    """Parse one list row; return ``None`` for blank lines and ``#`` comments.
+
+    Raises:
+        ListFormatError: wrong field count or a non-numeric field, naming ``source:line_no``.
+        ValueError: unknown ``fmt``.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown list format {fmt!r}; valid: {sorted(FORMATS)}")
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    names, types = FORMATS[fmt]
+    parts = text.rsplit(None, len(names))
+    where = f"{source}:{line_no}"
+    expected = f"'path {' '.join(names)}'"
+    if len(parts) != len(names) + 1:
+        raise ListFormatError(f"{where}: expected {expected} ({fmt} list), got {text!r}")
+    values = {}
+    for name, typ, raw in zip(names, types, parts[1:]):
+        try:
+            values[name] = typ(raw)
+        except ValueError:
+            raise ListFormatError(
+                f"{where}: field {name!r} must be {typ.__name__}, got {raw!r} in {text!r} "
+                f"(expected {expected})") from None
+    rel = parts[0].strip()
+    if fmt == "pretrain" and values["total_frames"] < -1:
+        raise ListFormatError(f"{where}: total_frames must be -1 (video file) or >= 0, got {text!r}")
+    if fmt == "rawframes" and values["total_frames"] < 1:
+        raise ListFormatError(f"{where}: total_frames must be >= 1 for a frame folder, got {text!r}")
+    if "label" in values and values["label"] < 0:
+        raise ListFormatError(f"{where}: label must be >= 0, got {text!r}")
+    return ListEntry(path=_join(data_root, rel), rel_path=rel, line_no=line_no, **values)
+
+
+def read_list(path: str | os.PathLike, fmt: str, data_root: str = "") -> list[ListEntry]:
+    """Read a list file.
+
+    Args:
+        path: the list file.
+        fmt: one of ``cls``, ``pretrain``, ``rawframes``, ``long`` (see module docstring).
+        data_root: prefix joined to every path (VideoMAE's ``--data_root``).
+
+    Returns:
+        The rows in file order, blank lines and comments skipped.
+
+    Raises:
+        FileNotFoundError: the list file does not exist.
+        ListFormatError: a malformed row (message names the file and line).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"list file not found: {path}")
+    entries = []
+    with open(path, "r", encoding="utf-8", newline=None) as f:
+        for i, line in enumerate(f, start=1):
+            entry = parse_line(line, fmt, data_root, source=path, line_no=i)
+            if entry is not None:
+                entries.append(entry)
+    return entries
+
+
+def format_entry(entry: ListEntry, fmt: str) -> str:
+    """The list row (without newline) for ``entry`` in ``fmt``, using ``entry.rel_path``."""
+    names, _ = FORMATS[fmt]
+    fields = []
+    for name in names:
+        value = getattr(entry, name)
+        if value is None:
+            raise ValueError(f"entry {entry.rel_path!r} has no {name!r} for a {fmt} list")
+        fields.append(repr(value) if isinstance(value, float) else str(value))
+    return " ".join([entry.rel_path, *fields])
+
+
+def write_list(path: str | os.PathLike, rows: Iterable[ListEntry | Sequence], fmt: str) -> int:
+    """Write a list file with ``\\n`` line endings, atomically (temp file + rename).
+
+    Args:
+        rows: :class:`ListEntry` objects, or tuples ``(rel_path, *fields)`` in the order of ``fmt``.
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        ListFormatError: a tuple row that does not parse back in ``fmt``.
+    """
+    path = os.fspath(path)
+    lines = []
+    for row in rows:
+        line = format_entry(row, fmt) if isinstance(row, ListEntry) else " ".join(str(x) for x in row)
+        # Everything written must be readable back: validate through the parser.
+        parse_line(line, fmt, source=path, line_no=len(lines) + 1)
+        lines.append(line)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(line + "\n" for line in lines)
+    os.replace(tmp, path)
+    return len(lines)
+
+
+@dataclass
+class CheckReport:
+    """Result of :func:`check_files`: which listed files are missing on disk."""
+
+    total: int
+    missing: list[ListEntry]
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing
+
+    def summary(self, max_show: int = 10) -> str:
+        if self.ok:
+            return f"all {self.total} listed files exist"
+        head = "\n".join(f"  line {e.line_no}: {e.path}" for e in self.missing[:max_show])
+        more = f"\n  ... and {len(self.missing) - max_show} more" if len(self.missing) > max_show else ""
+        return f"{len(self.missing)} of {self.total} listed files are missing, first {min(max_show, len(self.missing))}:\n{head}{more}"
+
+
+def check_files(entries: Sequence[ListEntry]) -> CheckReport:
+    """Report the entries whose file (video) or folder (frames) does not exist.
+
+    Meant to run before a training run starts, so a wrong ``--data_root`` is found at once
+    rather than hidden by per-item substitution.
+    """
+    missing = [e for e in entries
+               if not (os.path.isfile(e.path) if e.is_video_file else os.path.isdir(e.path))]
+    return CheckReport(total=len(entries), missing=missing)

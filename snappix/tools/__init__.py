@@ -1,0 +1,1 @@
+"""Small command-line tools behind the top-level entry points (``preprocess_data.py``, ...)."""
