@@ -1,0 +1,323 @@
+"""Datasets: classification (train / validation / multi-view test) and masked pretraining.
+
+Samples are dicts (collated by PyTorch's default collate, or by :func:`multiple_samples_collate`
+when ``num_sample > 1``):
+
+* :class:`VideoClsDataset`: ``video`` float32 ``(C, T, H, W)``, ``label`` int, ``index`` (row of the
+  list), in test mode also ``segment`` / ``crop`` (the view), and ``substituted`` (bool).
+* :class:`VideoPretrainDataset`: ``video``, ``encoder_mask`` / ``decoder_mask`` (bool token masks from
+  pluggable generators, ``True`` = hidden / not reconstructed), ``index``, ``substituted``.
+
+Bad videos never hang a run and never change it silently: a failing item is retried
+``max_retries`` times, then replaced by a deterministic substitute (the next readable row), and
+every failure is logged with path and reason to ``bad_videos.txt`` (in ``log_dir``), counted, and
+reported in the sample (``substituted``). When more than ``max_bad_fraction`` of the items seen by a
+worker failed (and at least ``min_bad`` did), :class:`TooManyBadVideos` stops the run naming the files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from . import sampling
+from .lists import ListEntry, check_files, read_list
+from .transforms import EvalTransform, FinetuneTrainTransform, PretrainTransform
+from .video import VideoDecodeError, open_video
+
+log = logging.getLogger(__name__)
+
+BAD_VIDEOS_FILE = "bad_videos.txt"
+
+
+class TooManyBadVideos(RuntimeError):
+    """More than the allowed fraction of videos failed to load; the message lists them."""
+
+
+class BadVideoTracker:
+    """Counts load failures, appends them to ``bad_videos.txt`` and enforces the threshold.
+
+    Each DataLoader worker holds its own copy; lines are appended with ``O_APPEND`` so concurrent
+    workers do not interleave within a line.
+    """
+
+    def __init__(self, log_dir: str | None, max_bad_fraction: float = 0.01, min_bad: int = 2):
+        self.log_path = os.path.join(log_dir, BAD_VIDEOS_FILE) if log_dir else None
+        self.max_bad_fraction = max_bad_fraction
+        self.min_bad = min_bad
+        self.seen = 0
+        self.failures: list[tuple[str, str]] = []
+
+    def record(self, path: str, reason: str, substitute: str | None) -> None:
+        self.failures.append((path, reason))
+        line = f"{path}\t{reason}\t{'substitute=' + substitute if substitute else 'no substitute'}\n"
+        log.warning("bad video %s: %s", path, reason)
+        if self.log_path:
+            os.makedirs(os.path.dirname(self.log_path) or ".", exist_ok=True)
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, line.encode("utf-8", "replace"))
+            finally:
+                os.close(fd)
+
+    def check(self) -> None:
+        """Raise :class:`TooManyBadVideos` when the failure rate is above the threshold."""
+        bad = len({p for p, _ in self.failures})
+        if bad >= self.min_bad and bad > self.max_bad_fraction * max(self.seen, 1):
+            names = "\n".join(f"  {p}: {r}" for p, r in self.failures[:20])
+            where = f" (all logged in {self.log_path})" if self.log_path else ""
+            raise TooManyBadVideos(
+                f"{bad} of {self.seen} videos failed to load, above the allowed "
+                f"{self.max_bad_fraction:.1%}{where}; check --data_root and the list. Failures:\n{names}")
+
+
+def _worker_seed() -> int:
+    info = torch.utils.data.get_worker_info()
+    return info.seed if info is not None else torch.initial_seed()
+
+
+class _VideoListDataset(Dataset):
+    """Shared machinery: list reading, decoding, bounded retries and deterministic substitutes."""
+
+    list_format = "cls"
+
+    def __init__(self, data_path: str, data_root: str = "", video_backend: str | None = None,
+                 max_retries: int = 1, max_substitutes: int = 10, max_bad_fraction: float = 0.01,
+                 min_bad: int = 2, log_dir: str | None = None, check_missing: bool = True,
+                 entries: Sequence[ListEntry] | None = None):
+        self.data_path = data_path
+        self.entries = list(entries) if entries is not None else read_list(data_path, self.list_format, data_root)
+        if not self.entries:
+            raise ValueError(f"{data_path}: the list has no rows")
+        if check_missing:
+            report = check_files(self.entries)
+            if not report.ok:
+                msg = f"{data_path}: {report.summary()}"
+                if len(report.missing) > max_bad_fraction * len(self.entries):
+                    raise FileNotFoundError(msg + f"\n(more than {max_bad_fraction:.1%} missing: is --data_root right?)")
+                log.warning(msg)
+        self.video_backend = video_backend
+        self.max_retries = max_retries
+        self.max_substitutes = max_substitutes
+        self.tracker = BadVideoTracker(log_dir, max_bad_fraction, min_bad)
+        self._known_bad: set[int] = set()
+        self._seed_for: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    # -- randomness: one numpy and one python generator per worker and epoch ----------------------
+    def _generators(self) -> tuple[np.random.Generator, random.Random]:
+        seed = _worker_seed()
+        if seed != self._seed_for:
+            self._seed_for = seed
+            self._np_rng = np.random.default_rng(seed)
+            self._py_rng = random.Random(seed)
+        return self._np_rng, self._py_rng
+
+    # -- decoding --------------------------------------------------------------------------------
+    def _read(self, entry: ListEntry, indices_fn: Callable[[int], list[np.ndarray]]) -> list[np.ndarray]:
+        """Open ``entry``, choose indices with ``indices_fn(num_frames)``, decode; frames per index set."""
+        backend = self.video_backend if entry.is_video_file else "frames"
+        with open_video(entry.path, backend=backend) as reader:
+            n = reader.num_frames
+            offset = 0
+            if not entry.is_video_file:  # a frame folder: rows give start_idx / total_frames
+                offset = entry.start_idx if self.list_format == "pretrain" else 0
+                n = min(entry.total_frames, reader.num_frames - offset)
+                if n < 1:
+                    raise VideoDecodeError(entry.path, f"frame folder has {reader.num_frames} frames, "
+                                                       f"list says start {offset}, total {entry.total_frames}")
+            return [reader.get_frames(idx + offset) for idx in indices_fn(n)]
+
+    def _load_with_fallback(self, index: int, load: Callable[[ListEntry], dict]) -> dict:
+        """Load item ``index``; on failure retry, then substitute the next readable row."""
+        self.tracker.seen += 1
+        candidate = index
+        for hop in range(self.max_substitutes + 1):
+            entry = self.entries[candidate]
+            if candidate not in self._known_bad:
+                reason = ""
+                for _ in range(self.max_retries + 1):
+                    try:
+                        sample = load(entry)
+                        sample["index"] = candidate
+                        sample["substituted"] = candidate != index
+                        return sample
+                    except (VideoDecodeError, IndexError, OSError, ValueError) as exc:
+                        reason = f"{type(exc).__name__}: {exc}"
+                self._known_bad.add(candidate)
+                nxt = self.entries[(candidate + 1) % len(self.entries)].path
+                self.tracker.record(entry.path, reason.replace("\n", " "), nxt)
+                self.tracker.check()
+            candidate = (candidate + 1) % len(self.entries)
+        raise TooManyBadVideos(f"{self.data_path}: no readable video found among rows {index}..{candidate} "
+                               f"after {self.max_substitutes} substitutes (see {self.tracker.log_path})")
+
+    @property
+    def num_bad(self) -> int:
+        """Videos that failed in this process (worker)."""
+        return len(self._known_bad)
+
+
+class VideoClsDataset(_VideoListDataset):
+    """Classification dataset over a ``path label`` list (VideoMAE / SnapPix ``VideoClsDataset``).
+
+    Modes:
+        * ``train``: random clip (``sampling='dense'``: ``num_frames x sampling_rate`` window, or
+          ``'segment'``: TSN), :class:`FinetuneTrainTransform`; ``num_sample`` augmented clips per
+          video (repeated augmentation) stacked as ``video (num_sample, C, T, H, W)``.
+        * ``validation``: one view: centred dense window (segment middles), centre crop.
+        * ``test``: ``test_num_segment x test_num_crop`` views per video; ``len`` = videos x views;
+          each sample carries ``index`` (the list row), ``segment`` and ``crop``.
+
+    Args:
+        gray: ``"first"`` (SnapPix grey videos, channel 0), ``"mean"``/``"luma"``, or ``None`` (RGB).
+        aa, reprob, flip: RandAugment policy, random-erasing probability, horizontal flip (off for SSV2).
+        mean, std: optional normalisation in the dataset (SnapPix normalises after the sensor instead).
+
+    Raises:
+        ValueError: bad mode/sampling; ListFormatError: malformed list row; FileNotFoundError: too
+        many listed files missing.
+    """
+
+    list_format = "cls"
+
+    def __init__(self, data_path: str, data_root: str = "", mode: str = "train", num_frames: int = 16,
+                 sampling_rate: int = 4, sampling: str = "dense", input_size: int = 112,
+                 short_side_size: int = 112, num_sample: int = 1, test_num_segment: int = 5,
+                 test_num_crop: int = 3, aa: str | None = "rand-m7-n4-mstd0.5-inc1", reprob: float = 0.25,
+                 flip: bool = True, gray: str | None = "first", mean=None, std=None, dense_style: str = "videomae",
+                 **kwargs):
+        if mode not in ("train", "validation", "test"):
+            raise ValueError(f"mode must be train, validation or test, got {mode!r}")
+        if sampling not in ("dense", "segment"):
+            raise ValueError(f"sampling must be 'dense' or 'segment', got {sampling!r}")
+        super().__init__(data_path, data_root, **kwargs)
+        self.mode, self.num_frames, self.sampling_rate, self.sampling = mode, num_frames, sampling_rate, sampling
+        self.num_sample = num_sample if mode == "train" else 1
+        self.test_num_segment = test_num_segment if mode == "test" else 1
+        self.test_num_crop = test_num_crop if mode == "test" else 1
+        self.dense_style = dense_style
+        if mode == "train":
+            self.transform = FinetuneTrainTransform(input_size, aa=aa, reprob=reprob, flip=flip, gray=gray,
+                                                    mean=mean, std=std)
+        else:
+            self.transform = EvalTransform(input_size, short_side_size, gray=gray, mean=mean, std=std)
+
+    @property
+    def num_views(self) -> int:
+        return self.test_num_segment * self.test_num_crop
+
+    def __len__(self) -> int:
+        return len(self.entries) * self.num_views
+
+    def _indices(self, n: int, segment: int, np_rng) -> np.ndarray:
+        if self.sampling == "segment":
+            return sampling.segment_indices(n, self.num_frames, train=self.mode == "train", rng=np_rng,
+                                            view=segment, num_views=self.test_num_segment)
+        if self.mode == "test":
+            return sampling.multiview_dense_indices(n, self.num_frames, self.sampling_rate,
+                                                    self.test_num_segment)[segment]
+        return sampling.dense_clip_indices(n, self.num_frames, self.sampling_rate, train=self.mode == "train",
+                                           rng=np_rng, style=self.dense_style)
+
+    def __getitem__(self, item: int) -> dict:
+        index, view = divmod(item, self.num_views)
+        segment, crop = divmod(view, self.test_num_crop)
+        np_rng, py_rng = self._generators()
+
+        def load(entry: ListEntry) -> dict:
+            if entry.label is None:
+                raise ValueError(f"{self.data_path}:{entry.line_no}: row has no label")
+            if self.mode == "train":
+                clips = self._read(entry, lambda n: [self._indices(n, 0, np_rng) for _ in range(self.num_sample)])
+                videos = [self.transform(f, rng=py_rng) for f in clips]
+                video = torch.stack(videos) if self.num_sample > 1 else videos[0]
+            else:
+                frames = self._read(entry, lambda n: [self._indices(n, segment, np_rng)])[0]
+                video = self.transform(frames, crop_idx=crop, num_crop=self.test_num_crop)
+            return {"video": video, "label": entry.label}
+
+        sample = self._load_with_fallback(index, load)
+        if self.mode == "test":
+            sample.update(segment=segment, crop=crop)
+        return sample
+
+
+class VideoPretrainDataset(_VideoListDataset):
+    """Masked-pretraining dataset over a ``path start_idx total_frames`` list (VideoMAEv2 / SnapPix).
+
+    Each sample: ``video`` float32 ``(C, T, input_size, input_size)`` from :class:`PretrainTransform`
+    (or ``(num_sample, C, T, H, W)``), plus ``encoder_mask`` / ``decoder_mask`` from the given
+    generators (callables ``rng -> bool array``; omitted when ``None``).
+
+    Args:
+        sampling: ``"snappix"`` (HybridVideoMAE clip, the default) or ``"dense"``.
+        ssv2_sampling_rate: SnapPix's SSV2 override made explicit (``2`` in SnapPix): paths
+            containing ``ssv2_processed`` / ``SomethingV2`` use it instead of ``sampling_rate``.
+        train: random clip offsets (``False``: deterministic validation clips).
+    """
+
+    list_format = "pretrain"
+
+    def __init__(self, data_path: str, data_root: str = "", num_frames: int = 16, sampling_rate: int = 4,
+                 input_size: int = 112, sampling: str = "snappix", ssv2_sampling_rate: int | None = None,
+                 encoder_mask: Callable | None = None, decoder_mask: Callable | None = None,
+                 num_sample: int = 1, train: bool = True, gray: str | None = "first",
+                 scales: Sequence[float] = (1, .875, .75, .66), mean=None, std=None, **kwargs):
+        if sampling not in ("snappix", "dense"):
+            raise ValueError(f"sampling must be 'snappix' or 'dense', got {sampling!r}")
+        super().__init__(data_path, data_root, **kwargs)
+        self.num_frames, self.sampling_rate, self.sampling = num_frames, sampling_rate, sampling
+        self.ssv2_sampling_rate = ssv2_sampling_rate
+        self.encoder_mask, self.decoder_mask = encoder_mask, decoder_mask
+        self.num_sample, self.train = num_sample, train
+        self.transform = PretrainTransform(input_size, scales, gray=gray, mean=mean, std=std)
+
+    def _indices(self, entry: ListEntry, n: int, np_rng) -> np.ndarray:
+        rate = sampling.sampling_rate_for_path(entry.rel_path, self.sampling_rate, self.ssv2_sampling_rate)
+        if self.sampling == "snappix":
+            return sampling.snappix_pretrain_indices(n, self.num_frames, rate, train=self.train, rng=np_rng)
+        return sampling.dense_clip_indices(n, self.num_frames, rate, train=self.train, rng=np_rng)
+
+    def __getitem__(self, index: int) -> dict:
+        np_rng, py_rng = self._generators()
+
+        def load(entry: ListEntry) -> dict:
+            clips = self._read(entry, lambda n: [self._indices(entry, n, np_rng) for _ in range(self.num_sample)])
+            samples = []
+            for frames in clips:
+                s = {"video": self.transform(frames, rng=py_rng)}
+                if self.encoder_mask is not None:
+                    s["encoder_mask"] = torch.from_numpy(self.encoder_mask(np_rng))
+                if self.decoder_mask is not None:
+                    s["decoder_mask"] = torch.from_numpy(self.decoder_mask(np_rng))
+                samples.append(s)
+            if self.num_sample == 1:
+                return samples[0]
+            return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+
+        return self._load_with_fallback(index, load)
+
+
+def multiple_samples_collate(batch: Sequence[dict]) -> dict:
+    """Collate for repeated augmentation: tensors ``(num_sample, ...)`` per video -> ``(B * num_sample, ...)``.
+
+    Per-video scalars (``label``, ``index``, ``substituted``) are repeated ``num_sample`` times.
+    """
+    out = {}
+    num_sample = batch[0]["video"].shape[0]
+    for key in batch[0]:
+        values = [b[key] for b in batch]
+        if isinstance(values[0], torch.Tensor) and values[0].dim() > 0 and values[0].shape[0] == num_sample:
+            out[key] = torch.cat(values)
+        else:
+            out[key] = torch.as_tensor(values).repeat_interleave(num_sample)
+    return out

@@ -1,0 +1,385 @@
+"""Clip transforms on whole-clip tensors: one set of random parameters for all frames.
+
+Internally clips are ``torch.uint8`` or float tensors ``(T, C, H, W)``, the layout that
+``torchvision.transforms.v2`` treats as a batch of frames (so its ops apply to all frames at once,
+without a per-frame PIL loop); pipelines return float32 ``(C, T, H, W)`` in ``[0, 1]`` (the linear
+intensity a sensor sees), optionally normalised.
+
+* geometry: :func:`short_side_resize`, :func:`center_crop`, :func:`uniform_crop` (test crops along
+  the long side, VideoMAE), :class:`MultiScaleCrop` (GroupMultiScaleCrop), random resized crop and
+  flip (torchvision);
+* photometric: :func:`to_gray`, :func:`normalize`, :class:`VideoRandAugment` (timm's ``rand-*``
+  policy strings), :class:`CubeRandomErasing` (one box through all frames);
+* pipelines: :class:`PretrainTransform`, :class:`FinetuneTrainTransform`, :class:`EvalTransform`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Sequence
+
+import numpy as np
+import torch
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+# SnapPix: mean / std of linear grey K710+SSV2 frames (specs/snappix.md §1.1).
+K710_SSV2_MEAN = 0.2277
+K710_SSV2_STD = 0.2425
+
+
+# ---------------------------------------------------------------------------------------------
+# layout and colour
+# ---------------------------------------------------------------------------------------------
+def frames_to_clip(frames: np.ndarray, gray: str | None = None) -> torch.Tensor:
+    """Decoder output to a clip tensor.
+
+    Args:
+        frames: uint8 ``(T, H, W, C)`` (C = 1 or 3).
+        gray: ``None`` keeps the channels; ``"first"`` keeps channel 0 (SnapPix reads its grey
+            preprocessed videos this way); ``"mean"`` averages the channels (SnapPix's RandAugment
+            path); ``"luma"`` uses ITU-R 601 weights.
+
+    Returns:
+        uint8 ``(T, C', H, W)`` contiguous, ``C' = 1`` when ``gray`` is set.
+    """
+    if frames.ndim != 4 or frames.dtype != np.uint8:
+        raise ValueError(f"expected uint8 frames (T, H, W, C), got {frames.dtype} {frames.shape}")
+    clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    return to_gray(clip, gray).contiguous() if gray else clip.contiguous()
+
+
+def to_gray(clip: torch.Tensor, method: str = "mean") -> torch.Tensor:
+    """``(T, C, H, W)`` -> ``(T, 1, H, W)``, same dtype; ``method`` in ``first``, ``mean``, ``luma``."""
+    if clip.shape[-3] == 1:
+        return clip
+    if method == "first":
+        return clip[:, :1]
+    if method == "mean":
+        weights = torch.full((clip.shape[-3],), 1.0 / clip.shape[-3])
+    elif method == "luma":
+        weights = torch.tensor([0.299, 0.587, 0.114])
+    else:
+        raise ValueError(f"gray method must be 'first', 'mean' or 'luma', got {method!r}")
+    out = (clip.float() * weights.view(1, -1, 1, 1)).sum(dim=1, keepdim=True)
+    return out.round_().clamp_(0, 255).to(torch.uint8) if clip.dtype == torch.uint8 else out
+
+
+def to_float_cthw(clip: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(T, C, H, W)`` in [0, 255] -> float32 ``(C, T, H, W)`` in [0, 1] (float input: permute only)."""
+    out = clip.float().div_(255.0) if clip.dtype == torch.uint8 else clip.float()
+    return out.permute(1, 0, 2, 3).contiguous()
+
+
+def normalize(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(clip - mean) / std`` per channel for a float ``(C, T, H, W)`` clip."""
+    m = torch.as_tensor(mean, dtype=clip.dtype).view(-1, 1, 1, 1)
+    s = torch.as_tensor(std, dtype=clip.dtype).view(-1, 1, 1, 1)
+    return (clip - m) / s
+
+
+# ---------------------------------------------------------------------------------------------
+# geometry
+# ---------------------------------------------------------------------------------------------
+def short_side_resize(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of ``(T, C, H, W)`` so that ``min(H, W) == size`` (aspect kept)."""
+    h, w = clip.shape[-2:]
+    if min(h, w) == size:
+        return clip
+    return F.resize(clip, [size], interpolation=InterpolationMode.BILINEAR, antialias=True)
+
+
+def center_crop(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """Centre ``size x size`` crop of ``(T, C, H, W)`` (``H, W >= size``)."""
+    return F.center_crop(clip, [size, size])
+
+
+def uniform_crop(clip: torch.Tensor, size: int, crop_idx: int, num_crop: int) -> torch.Tensor:
+    """Test crop ``crop_idx`` of ``num_crop`` evenly spaced along the long side (VideoMAE test).
+
+    ``num_crop = 1`` is the centre crop; ``3`` gives the classic left/centre/right (or
+    top/centre/bottom) crops. The short side must already equal ``size`` or exceed it.
+    """
+    if not 0 <= crop_idx < num_crop:
+        raise ValueError(f"crop_idx must be in [0, {num_crop}), got {crop_idx}")
+    h, w = clip.shape[-2:]
+    if num_crop == 1:
+        return center_crop(clip, size)
+    if w >= h:
+        top = (h - size) // 2
+        left = int(crop_idx * (w - size) / (num_crop - 1))
+    else:
+        left = (w - size) // 2
+        top = int(crop_idx * (h - size) / (num_crop - 1))
+    return clip[..., top:top + size, left:left + size]
+
+
+class MultiScaleCrop:
+    """GroupMultiScaleCrop (TSN / VideoMAE / SnapPix pretraining), then resize to ``size x size``.
+
+    Crop sides are ``int(min(H, W) * s)`` for ``s`` in ``scales``; a side within 3 px of ``size`` snaps
+    to ``size``; (width, height) pairs differ by at most ``max_distort`` scale steps. With
+    ``fix_crop`` the offset is one of 5 (13 with ``more_fix_crop``) grid positions at quarter steps,
+    else uniform. Randomness from ``rng`` (``random.Random``-like; default module ``random``).
+    """
+
+    def __init__(self, size: int, scales: Sequence[float] = (1, .875, .75, .66), max_distort: int = 1,
+                 fix_crop: bool = True, more_fix_crop: bool = True):
+        self.size = size
+        self.scales = tuple(scales)
+        self.max_distort = max_distort
+        self.fix_crop = fix_crop
+        self.more_fix_crop = more_fix_crop
+
+    def params(self, height: int, width: int, rng=random) -> tuple[int, int, int, int]:
+        """Draw ``(top, left, crop_h, crop_w)`` for a ``height x width`` frame."""
+        base = min(height, width)
+        sides = [int(base * s) for s in self.scales]
+        sides_h = [self.size if abs(x - self.size) < 3 else x for x in sides]
+        sides_w = [self.size if abs(x - self.size) < 3 else x for x in sides]
+        pairs = [(w, h) for i, h in enumerate(sides_h) for j, w in enumerate(sides_w)
+                 if abs(i - j) <= self.max_distort]
+        crop_w, crop_h = pairs[rng.randrange(len(pairs))]
+        crop_w, crop_h = min(crop_w, width), min(crop_h, height)
+        if not self.fix_crop:
+            return rng.randint(0, height - crop_h), rng.randint(0, width - crop_w), crop_h, crop_w
+        ws, hs = (width - crop_w) // 4, (height - crop_h) // 4
+        grid = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2)]  # (row, col) in quarter steps
+        if self.more_fix_crop:
+            grid += [(2, 0), (2, 4), (4, 2), (0, 2), (1, 1), (1, 3), (3, 1), (3, 3)]
+        r, c = grid[rng.randrange(len(grid))]
+        return r * hs, c * ws, crop_h, crop_w
+
+    def __call__(self, clip: torch.Tensor, rng=random) -> torch.Tensor:
+        top, left, ch, cw = self.params(*clip.shape[-2:], rng=rng)
+        return F.resized_crop(clip, top, left, ch, cw, [self.size, self.size],
+                              interpolation=InterpolationMode.BILINEAR, antialias=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# RandAugment with timm's policy strings, applied to a whole clip
+# ---------------------------------------------------------------------------------------------
+_LEVEL_DENOM = 10.0
+# timm's "increasing" op set (inc1), the one VideoMAE / SnapPix use.
+RAND_INCREASING_OPS = (
+    "AutoContrast", "Equalize", "Invert", "Rotate", "PosterizeIncreasing", "SolarizeIncreasing",
+    "SolarizeAdd", "ColorIncreasing", "ContrastIncreasing", "BrightnessIncreasing",
+    "SharpnessIncreasing", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel",
+)
+RAND_OPS = (
+    "AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color",
+    "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel",
+)
+
+
+def parse_rand_augment(config: str) -> dict:
+    """Parse a timm RandAugment string such as ``rand-m7-n4-mstd0.5-inc1``.
+
+    Keys: ``m`` magnitude (0-10), ``n`` ops per clip, ``mstd`` magnitude std (gaussian noise on the
+    magnitude per op; ``inf`` = uniform in [0, mmax]), ``mmax`` upper bound (default 10), ``inc``
+    use the increasing-severity op set, ``p`` probability of each op (default 0.5).
+
+    Raises:
+        ValueError: not a ``rand-...`` string or an unknown key.
+    """
+    parts = config.split("-")
+    if not parts or parts[0] != "rand":
+        raise ValueError(f"RandAugment config must start with 'rand', got {config!r}")
+    out = {"m": 9.0, "n": 2, "mstd": 0.0, "mmax": 10.0, "inc": False, "p": 0.5}
+    for part in parts[1:]:
+        key = next((k for k in ("mstd", "mmax", "inc", "m", "n", "p") if part.startswith(k)), None)
+        if key is None:
+            raise ValueError(f"unknown RandAugment key {part!r} in {config!r}")
+        value = part[len(key):]
+        try:
+            out[key] = bool(int(value)) if key == "inc" else int(value) if key == "n" else float(value)
+        except ValueError:
+            raise ValueError(f"bad value in RandAugment key {part!r} of {config!r}") from None
+    return out
+
+
+class VideoRandAugment:
+    """timm-semantics RandAugment on a uint8 clip ``(T, C, H, W)``, same ops and magnitudes for all frames.
+
+    For each of ``n`` ops drawn with replacement, the op is applied with probability ``p`` at
+    magnitude ``m`` (+ N(0, mstd), clipped to [0, mmax]); level-to-argument maps follow timm's
+    RandAugment (rotate 30 deg, shear 0.3, translate 45 % of the side, enhance factor 1 +- 0.9 at
+    level 10, posterize 4 -> 0 bits, solarize threshold 256 -> 0, solarize-add 110), each with a
+    random sign where timm uses one. Content statistics (contrast mean, equalize histogram,
+    autocontrast range) are per frame, as with a per-frame PIL loop.
+    Reference: Cubuk et al., "RandAugment", CVPR-W 2020; policy strings as in timm.
+    """
+
+    def __init__(self, config: str = "rand-m7-n4-mstd0.5-inc1", fill: int = 128,
+                 interpolation: InterpolationMode = InterpolationMode.BILINEAR):
+        self.config = config
+        self.params = parse_rand_augment(config)
+        self.ops = RAND_INCREASING_OPS if self.params["inc"] else RAND_OPS
+        self.fill = fill
+        self.interpolation = interpolation
+
+    def _magnitude(self, rng) -> float:
+        m, std, mmax = self.params["m"], self.params["mstd"], self.params["mmax"]
+        if std == float("inf"):
+            m = rng.uniform(0, m)
+        elif std > 0:
+            m = rng.gauss(m, std)
+        return max(0.0, min(m, mmax)) / _LEVEL_DENOM
+
+    def apply_op(self, clip: torch.Tensor, name: str, level: float, sign: float = 1.0) -> torch.Tensor:
+        """Apply op ``name`` at ``level`` in [0, 1] (magnitude / 10) with direction ``sign`` (+-1)."""
+        fill = [float(self.fill)] * clip.shape[-3]
+        h, w = clip.shape[-2:]
+        if name == "AutoContrast":
+            return F.autocontrast(clip)
+        if name == "Equalize":
+            return F.equalize(clip)
+        if name == "Invert":
+            return F.invert(clip)
+        if name == "Rotate":
+            return F.rotate(clip, sign * 30.0 * level, interpolation=self.interpolation, fill=fill)
+        if name in ("ShearX", "ShearY"):
+            deg = math.degrees(math.atan(sign * 0.3 * level))
+            shear = [deg, 0.0] if name == "ShearX" else [0.0, deg]
+            return F.affine(clip, angle=0.0, translate=[0, 0], scale=1.0, shear=shear,
+                            interpolation=self.interpolation, fill=fill, center=[0, 0])
+        if name in ("TranslateXRel", "TranslateYRel"):
+            shift = sign * 0.45 * level
+            translate = [shift * w, 0.0] if name == "TranslateXRel" else [0.0, shift * h]
+            return F.affine(clip, angle=0.0, translate=translate, scale=1.0, shear=[0.0, 0.0],
+                            interpolation=self.interpolation, fill=fill)
+        if name == "PosterizeIncreasing":
+            return F.posterize(clip, max(0, 4 - int(level * 4)))
+        if name == "Posterize":
+            return F.posterize(clip, int(level * 4))
+        if name in ("Solarize", "SolarizeIncreasing"):
+            threshold = int(level * 256)
+            threshold = 256 - threshold if name == "SolarizeIncreasing" else threshold
+            return clip if threshold >= 256 else F.solarize(clip, threshold)
+        if name == "SolarizeAdd":
+            add = int(level * 110)
+            added = (clip.to(torch.int16) + add).clamp_(0, 255).to(torch.uint8)
+            return torch.where(clip < 128, added, clip)
+        factor = 1.0 + sign * 0.9 * level if name.endswith("Increasing") else level * 1.8 + 0.1
+        base = name.replace("Increasing", "")
+        adjust = {"Color": F.adjust_saturation, "Contrast": F.adjust_contrast,
+                  "Brightness": F.adjust_brightness, "Sharpness": F.adjust_sharpness}[base]
+        return adjust(clip, factor)
+
+    def __call__(self, clip: torch.Tensor, rng=random) -> torch.Tensor:
+        if clip.dtype != torch.uint8:
+            raise TypeError(f"VideoRandAugment expects a uint8 clip, got {clip.dtype}")
+        for _ in range(self.params["n"]):
+            name = self.ops[rng.randrange(len(self.ops))]
+            if self.params["p"] < 1.0 and rng.random() > self.params["p"]:
+                continue
+            level = self._magnitude(rng)
+            sign = -1.0 if rng.random() < 0.5 else 1.0
+            clip = self.apply_op(clip, name, level, sign)
+        return clip
+
+    def __repr__(self) -> str:
+        return f"VideoRandAugment({self.config!r})"
+
+
+class CubeRandomErasing:
+    """Random erasing (Zhong et al., AAAI 2020) of one box through all frames ("cube" mode).
+
+    With probability ``p`` a box of area fraction in ``scale`` and aspect ratio in ``ratio``
+    (log-uniform) is filled with per-pixel noise. The noise is N(0, 1) *in normalised units*, i.e.
+    ``mean + std * N(0, 1)`` on the float [0, 1] clip, clamped to [0, 1] -- SnapPix filled N(0, 1)
+    into the un-normalised clip (a defect, specs/snappix.md §11.16).
+
+    Args (call): float clip ``(C, T, H, W)`` in [0, 1]; modified in place and returned.
+    """
+
+    def __init__(self, p: float = 0.25, scale: tuple[float, float] = (0.02, 1 / 3),
+                 ratio: tuple[float, float] = (0.3, 1 / 0.3), mean: float = K710_SSV2_MEAN,
+                 std: float = K710_SSV2_STD):
+        self.p, self.scale, self.ratio, self.mean, self.std = p, scale, ratio, mean, std
+
+    def __call__(self, clip: torch.Tensor, rng=random) -> torch.Tensor:
+        if self.p <= 0 or rng.random() >= self.p:
+            return clip
+        h, w = clip.shape[-2:]
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        for _ in range(10):
+            area = h * w * rng.uniform(*self.scale)
+            aspect = math.exp(rng.uniform(*log_ratio))
+            eh, ew = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
+            if eh < h and ew < w:
+                top, left = rng.randint(0, h - eh), rng.randint(0, w - ew)
+                noise = torch.randn(clip.shape[:-2] + (eh, ew)).mul_(self.std).add_(self.mean).clamp_(0, 1)
+                clip[..., top:top + eh, left:left + ew] = noise
+                break
+        return clip
+
+
+# ---------------------------------------------------------------------------------------------
+# pipelines: decoder frames (T, H, W, C) uint8 -> float (C, T, H, W)
+# ---------------------------------------------------------------------------------------------
+class PretrainTransform:
+    """Pretraining clip (VideoMAE / SnapPix): multi-scale crop to ``input_size``, no flip, no colour.
+
+    Returns float32 ``(C, T, input_size, input_size)`` in [0, 1] (normalised if ``mean``/``std``).
+    """
+
+    def __init__(self, input_size: int = 112, scales: Sequence[float] = (1, .875, .75, .66),
+                 gray: str | None = "first", mean=None, std=None):
+        self.crop = MultiScaleCrop(input_size, scales)
+        self.gray, self.mean, self.std = gray, mean, std
+
+    def __call__(self, frames: np.ndarray, rng=random) -> torch.Tensor:
+        clip = to_float_cthw(self.crop(frames_to_clip(frames, self.gray), rng=rng))
+        return normalize(clip, self.mean, self.std) if self.mean is not None else clip
+
+
+class FinetuneTrainTransform:
+    """Finetuning clip (VideoMAE / SnapPix §5.3 order): RandAugment -> grey -> random resized crop
+    -> horizontal flip (not for SSV2) -> [0, 1] float -> cube random erasing.
+
+    Returns float32 ``(C, T, input_size, input_size)`` in [0, 1] (normalised if ``mean``/``std``).
+    """
+
+    def __init__(self, input_size: int = 112, aa: str | None = "rand-m7-n4-mstd0.5-inc1", reprob: float = 0.25,
+                 flip: bool = True, scale=(0.08, 1.0), ratio=(0.75, 1.3333), gray: str | None = "first",
+                 mean=None, std=None):
+        self.rand_augment = VideoRandAugment(aa) if aa else None
+        self.crop = v2.RandomResizedCrop(input_size, scale=scale, ratio=ratio, antialias=True)
+        self.flip = flip
+        self.erase = CubeRandomErasing(reprob) if reprob > 0 else None
+        self.gray, self.mean, self.std = gray, mean, std
+
+    def __call__(self, frames: np.ndarray, rng=random) -> torch.Tensor:
+        clip = frames_to_clip(frames, self.gray if self.gray == "first" else None)
+        if self.rand_augment is not None:
+            clip = self.rand_augment(clip, rng=rng)
+        if self.gray and self.gray != "first":
+            clip = to_gray(clip, self.gray)
+        clip = self.crop(clip)
+        if self.flip and rng.random() < 0.5:
+            clip = F.horizontal_flip(clip)
+        clip = to_float_cthw(clip)
+        if self.erase is not None:
+            clip = self.erase(clip, rng=rng)
+        return normalize(clip, self.mean, self.std) if self.mean is not None else clip
+
+
+class EvalTransform:
+    """Validation / test clip: short side to ``short_side_size``, crop ``crop_idx`` of ``num_crop``.
+
+    ``num_crop = 1`` is the centre crop (single-view validation). Returns float32
+    ``(C, T, input_size, input_size)`` in [0, 1] (normalised if ``mean``/``std``).
+    """
+
+    def __init__(self, input_size: int = 112, short_side_size: int = 112, gray: str | None = "first",
+                 mean=None, std=None):
+        self.input_size, self.short_side_size = input_size, short_side_size
+        self.gray, self.mean, self.std = gray, mean, std
+
+    def __call__(self, frames: np.ndarray, crop_idx: int = 0, num_crop: int = 1) -> torch.Tensor:
+        clip = short_side_resize(frames_to_clip(frames, self.gray), self.short_side_size)
+        clip = to_float_cthw(uniform_crop(clip, self.input_size, crop_idx, num_crop))
+        return normalize(clip, self.mean, self.std) if self.mean is not None else clip

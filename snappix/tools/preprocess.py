@@ -1,0 +1,721 @@
+"""SnapPix video preprocessing: sRGB video -> linear grey, short side 112 (SnapPix, DAC'25, spec §7.1).
+
+SnapPix (DAC'25) simulates a coded-exposure sensor, which integrates *linear* light. Its training videos
+are therefore converted once, offline, to linear-intensity grey videos. For every decoded frame, in this
+order:
+
+1. **sRGB -> linear** through a 256-entry uint8 lookup table applied to each BGR channel
+   (:func:`srgb_to_linear_lut`): for ``v = i / 255``,
+   ``lin = v / 12.92`` if ``v <= 0.04045`` else ``((v + 0.055) / 1.055) ** 2.4``;
+   ``LUT[i] = uint8(clip(lin * 255, 0, 255))``, truncated, not rounded.
+2. **Resize** with OpenCV's default bilinear interpolation (``cv2.INTER_LINEAR``) so the short side is
+   ``short_side`` (default 112): ``scale = short_side / min(H, W)``, long side ``int(long * scale)``
+   (:func:`output_size`). This happens after linearisation.
+3. **Grey** with ``cv2.COLOR_BGR2GRAY`` (``Y = 0.299 R + 0.587 G + 0.114 B``) on the linear values.
+
+The grey frames are written as an ``.mp4`` with the source's frame rate, under the same relative path
+(``IN/a/b/x.webm -> OUT/a/b/x.mp4``) or, with ``flat=True``, as SnapPix did, ``OUT/<stem>.mp4``.
+Sources are read with ``cv2.VideoCapture`` (BGR uint8), as in SnapPix.
+
+Codec
+-----
+Default ``libx264``: H.264 **lossless** (``qp=0``), 4:0:0 grey (``pix_fmt=gray``), flagged **full range**
+(``color_range=JPEG``), written through PyAV. Decoding it gives back exactly the grey values computed
+by the three steps above, with decord (``VideoReader(...)[i][..., 0]``, the training reader), with PyAV
+(``to_ndarray(format="rgb24")[..., 0]`` or ``format="gray"``) and with ``cv2.VideoCapture``.
+Measured on the five clips of ``shared/data/videos`` (demo.mp4, demo_spatiotemporal_det.mp4,
+rawvideo_dataset_part_0.mp4, test.mp4, test.avi; 32-300 frames, 340x256 and 320x240), decoded
+output versus the formula: **max abs error 0, mean 0.000 grey levels** for all three readers.
+
+Why not the alternatives (same clips, same measurement):
+
+* ``mp4v`` (OpenCV ``VideoWriter``, MPEG-4 part 2, what SnapPix used; available here as
+  ``codec="mp4v"`` for compatibility): lossy, **max abs error 30-41, mean 1.66-2.32 levels** per clip,
+  25-36 % of pixels off by more than 2. OpenCV's writer also drops the last row/column of odd sizes
+  (UCF101 320x240 -> 149x112 is stored as 148x112).
+* lossy H.264 (``crf`` 10 / 16, measured on the three 340x256 demo clips): max 12-29 / 35-57, mean
+  0.5-1.2 / 1.0-2.1 levels. The linearised frames are dark with fine detail, which lossy coding does
+  not keep within a couple of levels.
+* lossless H.264 in the default *limited* range (writing grey through ``yuv420p`` as libswscale
+  does): max 1, mean about 0.4 levels (the 255 -> 219 levels quantisation). Writing the grey values
+  raw into Y *without* the full-range flag is much worse (max 20, mean 5.5-7.7: every reader expands
+  16-235 to 0-255), which is why the flag matters.
+
+Cost: lossless files are 3.2-3.7x the ``mp4v`` ones (demo.mp4, 280 frames at 148x112: 1.29 MB versus
+0.38 MB; test.mp4, 300 frames: 2.4 MB versus 0.65 MB), i.e. 4.5-8 kB per frame; encoding (x264
+``medium``) takes well under the decoding time of the source.
+
+Operation (:func:`preprocess_tree`, CLI :func:`main`): a process pool (``cores``), a tqdm bar, outputs
+that already exist are skipped (resumable; each output is written to a hidden ``.<stem>.part.mp4``
+in the same folder and renamed with :func:`os.replace` only when complete), failures (unopenable
+file, zero frames, encoder error) go to ``OUT/preprocess_failed.txt`` (``path<TAB>reason``) and the
+run continues, output-name collisions go to ``OUT/preprocess_duplicate.txt``
+(``skipped<TAB>kept<TAB>output``), and a summary is printed at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "CODECS",
+    "FAILED_LOG",
+    "DUPLICATE_LOG",
+    "Job",
+    "Summary",
+    "VideoReadError",
+    "VideoResult",
+    "GrayVideoWriter",
+    "srgb_to_linear_lut",
+    "output_size",
+    "preprocess_frame",
+    "read_frames",
+    "preprocess_video",
+    "verify_output",
+    "parse_formats",
+    "find_videos",
+    "plan_jobs",
+    "preprocess_tree",
+    "build_parser",
+    "main",
+]
+
+CODECS = ("libx264", "mp4v")
+FAILED_LOG = "preprocess_failed.txt"
+DUPLICATE_LOG = "preprocess_duplicate.txt"
+_AVCOL_RANGE_JPEG = 2  # AVColorRange: full range (0-255), as opposed to MPEG/limited (16-235)
+
+
+class VideoReadError(RuntimeError):
+    """A source video cannot be opened, has no usable frame rate, or yields zero frames."""
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """What :func:`preprocess_video` wrote: ``frames`` frames of ``height x width`` at ``fps`` frames/s."""
+
+    frames: int
+    fps: Fraction
+    height: int
+    width: int
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-frame transform (pure functions)
+# ----------------------------------------------------------------------------------------------
+
+
+def srgb_to_linear_lut() -> np.ndarray:
+    """The SnapPix inverse-gamma table: sRGB code value -> linear code value (SnapPix, DAC'25, §7.1).
+
+    For ``v = i / 255`` (``i = 0..255``): ``lin = v / 12.92`` if ``v <= 0.04045`` else
+    ``((v + 0.055) / 1.055) ** 2.4`` (the IEC 61966-2-1 sRGB decoding curve); the entry is
+    ``uint8(clip(lin * 255, 0, 255))`` with **truncation** towards zero, not rounding, as in SnapPix.
+
+    Returns:
+        np.ndarray, shape ``(256,)``, dtype ``uint8``, monotone non-decreasing, ``LUT[0] == 0``,
+        ``LUT[255] == 255``. Computed in float64.
+    """
+    v = np.arange(256, dtype=np.float64) / 255.0
+    lin = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    return np.clip(lin * 255.0, 0.0, 255.0).astype(np.uint8)
+
+
+_LUT = srgb_to_linear_lut()
+
+
+def output_size(height: int, width: int, short_side: int = 112) -> tuple[int, int]:
+    """Frame size after the SnapPix short-side resize.
+
+    ``scale = short_side / min(height, width)``; the long side becomes ``int(long * scale)``
+    (truncation, as in SnapPix) and the short side is exactly ``short_side``. SnapPix computes the short
+    side as ``int(short * scale)`` too, which floating point rounds down to ``short_side - 1`` for some
+    sizes (for 112: heights 142, 153, 157, ...; none of the usual 240/256/360/480/720/1080); we keep it
+    at ``short_side``. Upsampling happens when ``min(height, width) < short_side``.
+
+    Args:
+        height, width: source frame size in pixels, ``>= 1``.
+        short_side: target short side in pixels, ``>= 1``.
+
+    Returns:
+        ``(new_height, new_width)``, e.g. ``(256, 340, 112) -> (112, 148)``.
+
+    Raises:
+        ValueError: a non-positive size.
+    """
+    if height < 1 or width < 1 or short_side < 1:
+        raise ValueError(f"sizes must be >= 1, got height={height}, width={width}, short_side={short_side}")
+    scale = short_side / min(height, width)
+    if height <= width:
+        return short_side, max(1, int(width * scale))
+    return max(1, int(height * scale)), short_side
+
+
+def preprocess_frame(bgr: np.ndarray, short_side: int = 112, lut: np.ndarray | None = None) -> np.ndarray:
+    """One SnapPix preprocessing step on a decoded frame: sRGB->linear LUT, short-side resize, grey.
+
+    Order as in SnapPix (DAC'25, §7.1): ``cv2.LUT`` with :func:`srgb_to_linear_lut` per BGR channel,
+    then ``cv2.resize`` (INTER_LINEAR) to :func:`output_size`, then ``cv2.COLOR_BGR2GRAY``.
+
+    Args:
+        bgr: ``(H, W, 3)`` uint8 frame in OpenCV's BGR order, sRGB-encoded values 0-255.
+        short_side: target short side in pixels (SnapPix: 112).
+        lut: optional ``(256,)`` uint8 table replacing the sRGB one (e.g. the identity for tests).
+
+    Returns:
+        ``(h, w)`` uint8 linear-intensity grey frame, 0-255, with ``(h, w) = output_size(H, W, short_side)``;
+        e.g. ``(256, 340, 3) -> (112, 148)``.
+
+    Raises:
+        TypeError: ``bgr`` is not a uint8 numpy array.
+        ValueError: ``bgr`` is not ``(H, W, 3)``.
+    """
+    if not isinstance(bgr, np.ndarray) or bgr.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 numpy array, got {type(bgr).__name__} {getattr(bgr, 'dtype', '')}")
+    if bgr.ndim != 3 or bgr.shape[2] != 3:
+        raise ValueError(f"expected a (H, W, 3) BGR frame, got shape {bgr.shape}")
+    table = _LUT if lut is None else lut
+    linear = cv2.LUT(bgr, table)
+    new_h, new_w = output_size(bgr.shape[0], bgr.shape[1], short_side)
+    if (new_h, new_w) != linear.shape[:2]:
+        linear = cv2.resize(linear, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    return cv2.cvtColor(linear, cv2.COLOR_BGR2GRAY)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading and writing one video
+# ----------------------------------------------------------------------------------------------
+
+
+def _probe_fps_pyav(path: Path) -> Fraction | None:
+    """Average frame rate of the first video stream according to PyAV, or None."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            return Fraction(rate) if rate else None
+    except Exception:  # noqa: BLE001 - a probe: any failure just means "unknown"
+        return None
+
+
+def _open_capture(path: Path) -> tuple[cv2.VideoCapture, Fraction]:
+    """Open ``path`` with OpenCV; return the capture and its frame rate as a fraction (e.g. 30000/1001)."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise VideoReadError("cv2.VideoCapture cannot open the file")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    if fps and np.isfinite(fps) and fps > 0:
+        rate = Fraction(fps).limit_denominator(1001)  # 29.97002997 -> 30000/1001, 25.0 -> 25
+    else:
+        rate = _probe_fps_pyav(path)
+        if rate is None or rate <= 0:
+            cap.release()
+            raise VideoReadError(f"no usable frame rate (cv2 reports {fps!r})")
+    return cap, rate
+
+
+def read_frames(path: str | os.PathLike) -> tuple[Fraction, Iterator[np.ndarray]]:
+    """Open a video with ``cv2.VideoCapture`` (as SnapPix does) and iterate over its frames.
+
+    Args:
+        path: any container/codec the OpenCV FFmpeg backend reads (.mp4, .avi, .webm, ...).
+
+    Returns:
+        ``(fps, frames)``: the frame rate as a :class:`fractions.Fraction` (OpenCV's value, with
+        denominators up to 1001 recovered, e.g. 30000/1001), and an iterator of ``(H, W, 3)`` uint8 BGR
+        frames that releases the capture when exhausted or closed. Decoding stops at the first frame
+        OpenCV cannot deliver.
+
+    Raises:
+        VideoReadError: the file cannot be opened or has no usable frame rate.
+    """
+    cap, fps = _open_capture(Path(path))
+
+    def frames() -> Iterator[np.ndarray]:
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok or frame is None:
+                    return
+                yield frame
+        finally:
+            cap.release()
+
+    return fps, frames()
+
+
+class GrayVideoWriter:
+    """Writes ``(h, w)`` uint8 grey frames to a video file at a fixed frame rate.
+
+    ``codec="libx264"`` (default): PyAV, H.264 lossless (``qp=0``), ``pix_fmt=gray``, full-range flag:
+    decoders (decord, PyAV, OpenCV) return the written values exactly. ``codec="mp4v"``: OpenCV
+    ``VideoWriter`` with fourcc ``mp4v``, ``isColor=False``, as SnapPix (lossy; OpenCV drops the last
+    row/column of odd sizes). The container follows the file suffix (``.mp4``). Use as a context manager; the frame
+    size is fixed by the constructor.
+
+    Args:
+        path: output file; its folder must exist.
+        fps: frames per second (> 0), a Fraction for exact NTSC rates.
+        height, width: frame size in pixels.
+        codec: one of :data:`CODECS`.
+        preset: x264 speed preset (``ultrafast`` ... ``veryslow``); lossless either way, slower presets
+            give slightly smaller files (``medium``: 1.29 MB, ``ultrafast``: 1.60 MB on demo.mp4).
+        threads: encoder threads for libx264, 0 = automatic.
+
+    Raises:
+        ValueError: unknown codec, non-positive size or fps.
+        RuntimeError: the encoder cannot be opened (mp4v), or a frame has the wrong shape/dtype.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: Fraction | float,
+        height: int,
+        width: int,
+        codec: str = "libx264",
+        preset: str = "medium",
+        threads: int = 0,
+    ) -> None:
+        if codec not in CODECS:
+            raise ValueError(f"unknown codec {codec!r}; choose one of {CODECS}")
+        if height < 1 or width < 1:
+            raise ValueError(f"bad frame size {height}x{width}")
+        fps = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
+        if fps <= 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.path, self.codec, self.height, self.width, self.fps = Path(path), codec, height, width, fps
+        self.frames = 0
+        if codec == "mp4v":
+            self._cv = cv2.VideoWriter(
+                str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height), isColor=False
+            )
+            if not self._cv.isOpened():
+                raise RuntimeError(f"OpenCV cannot open an mp4v writer for {self.path}")
+        else:
+            import av
+
+            self._container = av.open(str(self.path), mode="w")
+            try:
+                stream = self._container.add_stream("libx264", rate=fps)
+                stream.width, stream.height, stream.pix_fmt = width, height, "gray"
+                stream.codec_context.color_range = _AVCOL_RANGE_JPEG
+                stream.codec_context.thread_count = threads
+                stream.options = {"qp": "0", "preset": preset}
+            except BaseException:
+                self._container.close()
+                raise
+            self._stream = stream
+
+    def write(self, gray: np.ndarray) -> None:
+        """Append one ``(height, width)`` uint8 frame (0-255)."""
+        if gray.dtype != np.uint8 or gray.shape != (self.height, self.width):
+            raise RuntimeError(
+                f"frame {self.frames}: expected uint8 {(self.height, self.width)}, got {gray.dtype} {gray.shape}"
+            )
+        if self.codec == "mp4v":
+            self._cv.write(gray)
+        else:
+            import av
+
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(gray), format="gray")
+            frame.color_range = _AVCOL_RANGE_JPEG
+            frame.pts = self.frames
+            frame.time_base = 1 / self.fps
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flush the encoder and close the file (idempotent)."""
+        if self.codec == "mp4v":
+            if self._cv is not None:
+                self._cv.release()
+                self._cv = None
+        elif self._container is not None:
+            try:
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
+            finally:
+                self._container.close()
+                self._container = None
+
+    def __enter__(self) -> "GrayVideoWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def verify_output(path: str | os.PathLike) -> tuple[int, int, int]:
+    """Decode a written video with decord (the default training reader) and return ``(frames, h, w)``.
+
+    Raises:
+        RuntimeError: decord cannot open or decode the file (decord's own errors are wrapped).
+    """
+    import decord
+
+    try:
+        reader = decord.VideoReader(str(path))
+        n = len(reader)
+        first = reader[0].asnumpy()
+        last = reader[n - 1].asnumpy()
+    except Exception as exc:  # decord raises its own DECORDError
+        raise RuntimeError(f"decord cannot decode the output: {exc}") from exc
+    if first.shape != last.shape:
+        raise RuntimeError(f"decord: frame shapes differ ({first.shape} vs {last.shape})")
+    return n, first.shape[0], first.shape[1]
+
+
+def _part_path(dst: Path) -> Path:
+    """Hidden temporary name next to ``dst`` (same suffix so the container is chosen the same way)."""
+    return dst.with_name(f".{dst.stem}.part{dst.suffix}")
+
+
+def preprocess_video(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    short_side: int = 112,
+    codec: str = "libx264",
+    preset: str = "medium",
+    threads: int = 0,
+    verify: bool = False,
+) -> VideoResult:
+    """Convert one video the SnapPix way (LUT -> resize -> grey per frame) and write it atomically.
+
+    The output is first written to ``.<stem>.part<suffix>`` in ``dst``'s folder (created if needed) and
+    moved to ``dst`` with :func:`os.replace` only after the last frame, so ``dst`` either does not exist
+    or is complete; the partial file is removed on any error, interruption included.
+
+    Args:
+        src: source video (read with ``cv2.VideoCapture``, BGR uint8 frames, sRGB).
+        dst: output path, normally ``*.mp4``; overwritten if it exists.
+        short_side: output short side in pixels (SnapPix: 112); see :func:`output_size`.
+        codec, preset, threads: see :class:`GrayVideoWriter`.
+        verify: re-open the finished file with decord and check its frame count and size.
+
+    Returns:
+        :class:`VideoResult` with the number of frames written (= frames decoded from ``src``), the
+        frame rate (= OpenCV's rate of ``src``) and the output size.
+
+    Raises:
+        VideoReadError: ``src`` cannot be opened, has no frame rate, or decodes to zero frames.
+        RuntimeError: encoding or (with ``verify``) decoding back failed.
+    """
+    src, dst = Path(src), Path(dst)
+    fps, frames = read_frames(src)
+    try:
+        first = next(frames, None)
+        if first is None:
+            raise VideoReadError("zero frames decoded")
+        gray = preprocess_frame(first, short_side)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        part = _part_path(dst)
+        try:
+            with GrayVideoWriter(part, fps, gray.shape[0], gray.shape[1], codec, preset, threads) as writer:
+                writer.write(gray)
+                for bgr in frames:
+                    writer.write(preprocess_frame(bgr, short_side))
+            count = writer.frames
+            if verify:
+                n, h, w = verify_output(part)
+                expected = (count,) + tuple(d - d % 2 if codec == "mp4v" else d for d in gray.shape)
+                if (n, h, w) != expected:
+                    raise RuntimeError(
+                        f"verification: decord reads {n} frames of {h}x{w}, wrote {count} of {gray.shape}"
+                    )
+            os.replace(part, dst)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+    finally:
+        frames.close()
+    return VideoResult(frames=count, fps=fps, height=gray.shape[0], width=gray.shape[1])
+
+
+# ----------------------------------------------------------------------------------------------
+# Whole folders
+# ----------------------------------------------------------------------------------------------
+
+
+def parse_formats(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """Normalise ``".mp4,.avi"`` / ``["mp4", ".AVI"]`` to lower-case dotted suffixes ``(".mp4", ".avi")``.
+
+    Raises:
+        ValueError: no extension given.
+    """
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for item in items:
+        item = item.strip().lower()
+        if item:
+            item = item if item.startswith(".") else "." + item
+            if item not in out:
+                out.append(item)
+    if not out:
+        raise ValueError(f"no input format given in {spec!r}")
+    return tuple(out)
+
+
+def find_videos(root: str | os.PathLike, formats: Sequence[str], exclude: str | os.PathLike | None = None) -> list[Path]:
+    """All files under ``root`` (recursively, following folder links) whose suffix is in ``formats``.
+
+    Matching is case-insensitive; hidden ``.*.part.*`` temporaries are ignored; the folder ``exclude``
+    (e.g. an output folder inside the input folder) is not entered. Returns sorted paths.
+    """
+    formats = parse_formats(formats)
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        if excluded is not None:
+            dirs[:] = [d for d in dirs if Path(folder, d).resolve() != excluded]
+        for name in files:
+            if name.startswith(".") and ".part." in name:
+                continue
+            if os.path.splitext(name)[1].lower() in formats:
+                found.append(Path(folder, name))
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One conversion: ``src`` (input video) -> ``dst`` (output ``.mp4``)."""
+
+    src: Path
+    dst: Path
+
+
+def plan_jobs(
+    in_root: str | os.PathLike, out_root: str | os.PathLike, videos: Sequence[Path], flat: bool = False
+) -> tuple[list[Job], list[tuple[Path, Path, Path]]]:
+    """Map input videos to output paths and set aside name collisions.
+
+    ``IN/a/b/x.webm -> OUT/a/b/x.mp4``; with ``flat``, ``OUT/x.mp4`` (SnapPix's layout). When several
+    inputs map to one output (``test.avi`` and ``test.mp4``), the first in sorted order is kept.
+
+    Returns:
+        ``(jobs, duplicates)``; each duplicate is ``(skipped_src, kept_src, dst)``.
+    """
+    in_root, out_root = Path(in_root), Path(out_root)
+    owner: dict[Path, Path] = {}
+    jobs, duplicates = [], []
+    for src in sorted(videos):
+        rel = Path(src.stem + ".mp4") if flat else Path(src).relative_to(in_root).with_suffix(".mp4")
+        dst = out_root / rel
+        if dst in owner:
+            duplicates.append((src, owner[dst], dst))
+            continue
+        owner[dst] = src
+        jobs.append(Job(src, dst))
+    return jobs, duplicates
+
+
+@dataclass
+class Summary:
+    """Outcome of :func:`preprocess_tree`; ``failed`` holds ``(src, reason)``, ``duplicates`` as in :func:`plan_jobs`."""
+
+    found: int = 0
+    converted: int = 0
+    skipped_existing: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    duplicates: list[tuple[Path, Path, Path]] = field(default_factory=list)
+
+    def lines(self, out_root: Path | None = None) -> list[str]:
+        """Human-readable summary lines."""
+        where = (lambda name: f"  (see {out_root / name})") if out_root is not None else (lambda name: "")
+        return [
+            f"videos found      {self.found}",
+            f"converted         {self.converted}",
+            f"skipped existing  {self.skipped_existing}",
+            f"failed            {len(self.failed)}" + (where(FAILED_LOG) if self.failed else ""),
+            f"duplicates        {len(self.duplicates)}" + (where(DUPLICATE_LOG) if self.duplicates else ""),
+        ]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "unknown error"
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # one process per core already
+
+
+def _run_job(args: tuple) -> tuple[str, str, bool, str]:
+    """Pool task: convert one video; never raises (returns ``(src, dst, ok, frames-or-reason)``)."""
+    src, dst, kwargs = args
+    try:
+        result = preprocess_video(src, dst, **kwargs)
+        return src, dst, True, str(result.frames)
+    except Exception as exc:  # noqa: BLE001 - logged per file, the run goes on
+        reason = str(exc) if isinstance(exc, VideoReadError) else f"{type(exc).__name__}: {exc}"
+        return src, dst, False, _one_line(reason)
+
+
+def preprocess_tree(
+    in_root: str | os.PathLike,
+    out_root: str | os.PathLike,
+    input_formats: str | Sequence[str] = (".mp4",),
+    short_side: int = 112,
+    flat: bool = False,
+    codec: str = "libx264",
+    preset: str = "medium",
+    cores: int | None = None,
+    overwrite: bool = False,
+    verify: bool = False,
+    progress: bool = True,
+) -> Summary:
+    """Preprocess every video under ``in_root`` into ``out_root`` (SnapPix, DAC'25, §7.1).
+
+    Existing outputs are skipped unless ``overwrite``; failures are written to
+    ``out_root/preprocess_failed.txt`` as they happen (``src<TAB>reason``) and collisions to
+    ``out_root/preprocess_duplicate.txt`` (``skipped<TAB>kept<TAB>output``); both files are rewritten
+    on each run, empty when there is nothing to report. ``cores > 1`` uses a spawn-context process
+    pool with one single-threaded worker per core.
+
+    Args:
+        in_root: input folder (walked recursively).
+        out_root: output folder (created).
+        input_formats: suffixes, e.g. ``".mp4,.avi"`` or ``(".webm",)``.
+        short_side, codec, preset, verify: see :func:`preprocess_video`.
+        flat: ``OUT/<stem>.mp4`` instead of mirroring the folder structure.
+        cores: worker processes, default ``min(8, os.cpu_count())``.
+        overwrite: redo outputs that exist.
+        progress: show a tqdm bar.
+
+    Returns:
+        :class:`Summary`.
+
+    Raises:
+        FileNotFoundError: ``in_root`` does not exist.
+        NotADirectoryError: ``in_root`` is not a folder.
+        ValueError: bad ``input_formats``, ``codec``, ``short_side`` or ``cores``.
+    """
+    from tqdm import tqdm
+
+    in_root, out_root = Path(in_root), Path(out_root)
+    if not in_root.exists():
+        raise FileNotFoundError(f"input folder does not exist: {in_root}")
+    if not in_root.is_dir():
+        raise NotADirectoryError(f"input must be a folder: {in_root}")
+    formats = parse_formats(input_formats)
+    if codec not in CODECS:
+        raise ValueError(f"unknown codec {codec!r}; choose one of {CODECS}")
+    if short_side < 1:
+        raise ValueError(f"short_side must be >= 1, got {short_side}")
+    cores = min(8, os.cpu_count() or 1) if cores is None else cores
+    if cores < 1:
+        raise ValueError(f"cores must be >= 1, got {cores}")
+
+    out_root.mkdir(parents=True, exist_ok=True)
+    videos = find_videos(in_root, formats, exclude=out_root)
+    jobs, duplicates = plan_jobs(in_root, out_root, videos, flat)
+    summary = Summary(found=len(videos), duplicates=duplicates)
+    with open(out_root / DUPLICATE_LOG, "w", encoding="utf-8") as fh:
+        fh.writelines(f"{s}\t{k}\t{d}\n" for s, k, d in duplicates)
+
+    todo = []
+    for job in jobs:
+        if job.dst.exists() and not overwrite:
+            summary.skipped_existing += 1
+        else:
+            todo.append(job)
+    kwargs = dict(short_side=short_side, codec=codec, preset=preset, verify=verify,
+                  threads=1 if cores > 1 else 0)
+    tasks = [(str(j.src), str(j.dst), kwargs) for j in todo]
+
+    with open(out_root / FAILED_LOG, "w", encoding="utf-8") as failed_log, tqdm(
+        total=len(tasks), desc="preprocess", unit="video", disable=not progress, dynamic_ncols=True
+    ) as bar:
+
+        def record(res: tuple[str, str, bool, str]) -> None:
+            src, _dst, ok, info = res
+            if ok:
+                summary.converted += 1
+            else:
+                summary.failed.append((Path(src), info))
+                failed_log.write(f"{src}\t{info}\n")
+                failed_log.flush()
+                bar.write(f"failed: {src}: {info}", file=sys.stderr)
+            bar.update(1)
+
+        if cores == 1 or len(tasks) <= 1:
+            for task in tasks:
+                record(_run_job(task))
+        else:
+            with mp.get_context("spawn").Pool(min(cores, len(tasks)), initializer=_init_worker) as pool:
+                for res in pool.imap_unordered(_run_job, tasks):
+                    record(res)
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser of ``preprocess_data.py`` (SnapPix's flags plus ours)."""
+    p = argparse.ArgumentParser(
+        prog="preprocess_data.py",
+        description="SnapPix preprocessing: each video -> linear-intensity grey .mp4 with short side 112 "
+        "(sRGB->linear LUT, bilinear resize, BGR2GRAY; SnapPix DAC'25).",
+    )
+    p.add_argument("input", metavar="IN", help="input folder, walked recursively")
+    p.add_argument("output", metavar="OUT", help="output folder (created)")
+    p.add_argument("--input_format", default=".mp4",
+                   help="suffix(es) of the input videos, e.g. .webm or .mp4,.avi (default .mp4)")
+    p.add_argument("--short_side", type=int, default=112, help="output short side in pixels (default 112)")
+    p.add_argument("--cores", type=int, default=min(8, os.cpu_count() or 1),
+                   help="worker processes (default min(8, cpu count))")
+    p.add_argument("--codec", choices=CODECS, default="libx264",
+                   help="libx264: lossless H.264 grey, exact (default); mp4v: SnapPix's lossy OpenCV codec")
+    p.add_argument("--preset", default="medium", help="x264 preset, speed vs file size; lossless either way")
+    p.add_argument("--flat", action="store_true", help="write OUT/<stem>.mp4 (SnapPix layout); collisions are skipped")
+    p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    p.add_argument("--verify", action="store_true", help="decode every output with decord before accepting it")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 if any video failed or none was found")
+    p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit status (0, or 1 with ``--strict`` after failures; 2 for bad usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    in_root, out_root = Path(args.input), Path(args.output)
+    if not in_root.exists():
+        parser.error(f"input folder does not exist: {in_root}")
+    if not in_root.is_dir():
+        parser.error(f"input must be a folder: {in_root}")
+    try:
+        formats = parse_formats(args.input_format)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.short_side < 1 or args.cores < 1:
+        parser.error("--short_side and --cores must be >= 1")
+
+    summary = preprocess_tree(
+        in_root, out_root, formats, short_side=args.short_side, flat=args.flat, codec=args.codec,
+        preset=args.preset, cores=args.cores, overwrite=args.overwrite, verify=args.verify,
+        progress=not args.no_progress,
+    )
+    print(f"preprocess {in_root} -> {out_root} ({', '.join(formats)}, codec {args.codec}):")
+    for line in summary.lines(out_root):
+        print("  " + line)
+    if summary.found == 0:
+        print(f"warning: no {'/'.join(formats)} files under {in_root}", file=sys.stderr)
+    if args.strict and (summary.failed or summary.found == 0):
+        return 1
+    return 0
