@@ -67,7 +67,10 @@ class BadVideoTracker:
                 os.close(fd)
 
     def check(self) -> None:
-        """Raise :class:`TooManyBadVideos` when the failure rate is above the threshold."""
+        """Raise :class:`TooManyBadVideos` when the failure rate is above the threshold.
+
+        ``seen`` counts the distinct videos this worker tried to load (substitutes included).
+        """
         bad = len({p for p, _ in self.failures})
         if bad >= self.min_bad and bad > self.max_bad_fraction * max(self.seen, 1):
             names = "\n".join(f"  {p}: {r}" for p, r in self.failures[:20])
@@ -138,11 +141,11 @@ class _VideoListDataset(Dataset):
 
     def _load_with_fallback(self, index: int, load: Callable[[ListEntry], dict]) -> dict:
         """Load item ``index``; on failure retry, then substitute the next readable row."""
-        self.tracker.seen += 1
         candidate = index
         for hop in range(self.max_substitutes + 1):
             entry = self.entries[candidate]
             if candidate not in self._known_bad:
+                self.tracker.seen += 1
                 reason = ""
                 for _ in range(self.max_retries + 1):
                     try:
@@ -150,7 +153,9 @@ class _VideoListDataset(Dataset):
                         sample["index"] = candidate
                         sample["substituted"] = candidate != index
                         return sample
-                    except (VideoDecodeError, IndexError, OSError, ValueError) as exc:
+                    except VideoDecodeError as exc:
+                        reason = exc.reason
+                    except (IndexError, OSError, ValueError) as exc:
                         reason = f"{type(exc).__name__}: {exc}"
                 self._known_bad.add(candidate)
                 nxt = self.entries[(candidate + 1) % len(self.entries)].path

@@ -125,7 +125,7 @@ def read_list(path: str | os.PathLike, fmt: str, data_root: str = "") -> list[Li
     if not os.path.isfile(path):
         raise FileNotFoundError(f"list file not found: {path}")
     entries = []
-    with open(path, "r", encoding="utf-8", newline=None) as f:
+    with open(path, "r", encoding="utf-8-sig", newline=None) as f:  # tolerate a BOM
         for i, line in enumerate(f, start=1):
             entry = parse_line(line, fmt, data_root, source=path, line_no=i)
             if entry is not None:

@@ -227,14 +227,17 @@ class FrameFolderReader(VideoReader):
                 self.fps = float(f.read().strip())
 
     def _decode(self, indices: np.ndarray) -> np.ndarray:
-        import cv2
+        # torchvision's bundled libjpeg/libpng decoders; cv2.imread can fail on valid PNGs once
+        # torchvision's image library is loaded in the same process (two libpng copies).
+        from torchvision.io import ImageReadMode, decode_image, read_file
 
         out = []
         for i in indices.tolist():
-            img = cv2.imread(self._files[i], cv2.IMREAD_COLOR)
-            if img is None:
-                raise VideoDecodeError(self.path, f"cannot read frame image {self._files[i]}")
-            out.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+            try:
+                img = decode_image(read_file(self._files[i]), mode=ImageReadMode.RGB)
+            except RuntimeError as exc:
+                raise VideoDecodeError(self.path, f"cannot read frame image {self._files[i]}: {exc}") from exc
+            out.append(img.permute(1, 2, 0).numpy())
         return np.stack(out)
 
 

@@ -1,0 +1,207 @@
+"""Build a Kinetics (400/600/700) ``path label`` list from an official annotation CSV.
+
+The annotation CSV (``train.csv`` / ``validate.csv`` of the Kinetics release) has the header
+``label,youtube_id,time_start,time_end,split[,is_cc]``. A row's video is looked up in
+``--video_dir`` (searched recursively, so both a flat ``preprocess_data.py`` output and
+``<class>/`` sub-folders work) under either name:
+
+* ``<youtube_id>_<time_start:06d>_<time_end:06d><ext>`` (the usual downloader name), or
+* ``<youtube_id><ext>`` (SnapPix's K400 list convention ``k400/<youtube_id>.mp4``).
+
+Only rows whose file exists are listed (``<prefix>/<path under video_dir> <label>``); the
+others are counted and written to ``<out>.missing.txt``. Labels are the indices of the sorted
+unique class names of the CSV, written to ``classes.txt`` next to ``--out``, or the line
+numbers (0-based) of ``--classes classes.txt`` (one class name per line). Build the train list
+first and pass its ``classes.txt`` to the val list so both share one label map.
+
+Usage examples::
+
+    python dataset/kinetics_list.py --csv kinetics400/train.csv \\
+        --video_dir /data/mmdataset/k400 --out lists/K400/train.csv
+    python dataset/kinetics_list.py --csv kinetics400/validate.csv \\
+        --video_dir /data/mmdataset/k400 --out lists/K400/val.csv --classes lists/K400/classes.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import (USER_ERRORS, InputError, ListFormatError, fail, join_rel,  # noqa: E402
+                     require_dir, require_file, write_list, write_text_lines)
+
+REQUIRED_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+
+
+def read_classes(path: str) -> list[str]:
+    """One class name per line (blank lines skipped); line order = label order."""
+    require_file(path, "--classes file")
+    names, seen = [], {}
+    with open(path, "r", encoding="utf-8-sig", newline=None) as f:
+        for line_no, line in enumerate(f, start=1):
+            name = line.strip()
+            if not name:
+                continue
+            if name in seen:
+                raise ListFormatError(f"{path}:{line_no}: class {name!r} already listed at line {seen[name]}")
+            seen[name] = line_no
+            names.append(name)
+    if not names:
+        raise InputError(f"{path}: no class names")
+    return names
+
+
+def _seconds(raw: str, what: str, where: str) -> int:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value == value or value < 0 or value != int(value):  # NaN, negative or fractional
+        raise ListFormatError(f"{where}: {what} must be a whole number of seconds, got {raw!r}")
+    return int(value)
+
+
+def read_annotations(path: str) -> list[dict]:
+    """Annotation CSV -> ``[{'label', 'youtube_id', 'start', 'end', 'where'}, ...]``."""
+    require_file(path, "annotation CSV")
+    rows = []
+    with open(path, "r", encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        header = None
+        for fields in reader:
+            where = f"{path}:{reader.line_num}"
+            if not any(x.strip() for x in fields):
+                continue
+            fields = [x.strip() for x in fields]
+            if header is None:
+                header = fields
+                missing = [c for c in REQUIRED_COLUMNS if c not in header]
+                if missing:
+                    hint = " (a test split without labels cannot make a labeled list)" \
+                        if missing == ["label"] else ""
+                    raise ListFormatError(
+                        f"{where}: header must name the columns {','.join(REQUIRED_COLUMNS)}"
+                        f"[,split,is_cc]; missing {missing}{hint}; got {','.join(header)!r}")
+                col = {c: header.index(c) for c in REQUIRED_COLUMNS}
+                continue
+            if len(fields) != len(header):
+                raise ListFormatError(f"{where}: expected {len(header)} comma-separated fields "
+                                      f"({','.join(header)}), got {len(fields)}: {','.join(fields)!r}")
+            label, yid = fields[col["label"]], fields[col["youtube_id"]]
+            if not label or not yid or any(c.isspace() for c in yid) or "/" in yid:
+                raise ListFormatError(f"{where}: empty label or bad youtube_id in {','.join(fields)!r}")
+            rows.append({"label": label, "youtube_id": yid,
+                         "start": _seconds(fields[col["time_start"]], "time_start", where),
+                         "end": _seconds(fields[col["time_end"]], "time_end", where),
+                         "where": where})
+    if header is None:
+        raise ListFormatError(f"{path}: empty file (expected a header line "
+                              f"{','.join(REQUIRED_COLUMNS)},split)")
+    return rows
+
+
+def index_videos(video_dir: str, ext: str) -> tuple[dict[str, str], int]:
+    """File name -> path relative to ``video_dir`` (POSIX) for every ``*ext`` file below it.
+
+    Returns the index and the number of names found more than once (the first, in sorted walk
+    order, is kept).
+    """
+    index, repeated = {}, 0
+    ext = ext.lower()
+    for root, dirs, files in os.walk(video_dir, followlinks=True):
+        dirs.sort()
+        rel_root = os.path.relpath(root, video_dir)
+        for name in sorted(files):
+            if not name.lower().endswith(ext) or name.startswith("."):
+                continue
+            if name in index:
+                repeated += 1
+                continue
+            index[name] = name if rel_root == "." else f"{rel_root.replace(os.sep, '/')}/{name}"
+    return index, repeated
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog=__doc__[__doc__.index("Usage examples"):],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--csv", required=True, metavar="ANNOT.csv", help="Kinetics annotation CSV")
+    p.add_argument("--video_dir", required=True, help="folder of the (processed) videos")
+    p.add_argument("--out", required=True, metavar="LIST", help="list file to write ('path label')")
+    p.add_argument("--prefix", default="k400", help="folder prefix of the paths (default: %(default)s)")
+    p.add_argument("--ext", default=".mp4", help="extension of the videos (default: %(default)s)")
+    p.add_argument("--classes", metavar="classes.txt",
+                   help="class names, one per line, in label order (default: sorted names of the "
+                        "CSV, written to classes.txt next to --out)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    ext = args.ext if args.ext.startswith(".") else "." + args.ext
+    missing_path = args.out + ".missing.txt"
+    classes_out = None
+    try:
+        require_dir(args.video_dir, "--video_dir")
+        annotations = read_annotations(args.csv)
+        if args.classes:
+            classes = read_classes(args.classes)
+        else:
+            classes = sorted({a["label"] for a in annotations})
+            classes_out = os.path.join(os.path.dirname(os.path.abspath(args.out)), "classes.txt")
+            if os.path.isfile(classes_out) and read_classes(classes_out) != classes:
+                raise InputError(
+                    f"{classes_out} exists with a different class list (another split's?); pass "
+                    f"--classes {classes_out} to reuse it, or delete it")
+        label_of = {c: i for i, c in enumerate(classes)}
+
+        index, repeated = index_videos(args.video_dir, ext)
+        rows, missing, seen, duplicates = [], [], {}, 0
+        named_by_id = 0
+        for a in annotations:
+            if a["label"] not in label_of:
+                raise ListFormatError(f"{a['where']}: class {a['label']!r} is not in {args.classes}")
+            full = f"{a['youtube_id']}_{a['start']:06d}_{a['end']:06d}{ext}"
+            short = f"{a['youtube_id']}{ext}"
+            found = index.get(full)
+            if found is None and short in index:
+                found, named_by_id = index[short], named_by_id + 1
+            if found is None:
+                missing.append(f"{full}\t{a['label']}\t{a['where']}")
+                continue
+            rel = join_rel(args.prefix, found)
+            if rel in seen:
+                duplicates += 1
+                continue
+            seen[rel] = a["where"]
+            rows.append((rel, label_of[a["label"]]))
+        n = write_list(args.out, rows, "cls")
+        write_text_lines(missing_path, missing)
+        if classes_out:
+            write_text_lines(classes_out, classes)
+    except USER_ERRORS as e:
+        return fail(str(e))
+
+    print(f"{args.csv}: {len(annotations)} annotated clips, {len(classes)} classes")
+    print(f"  wrote {n} rows to {args.out} ({named_by_id} found as <youtube_id>{ext})")
+    print(f"  {len(missing)} missing videos -> {missing_path}")
+    if duplicates:
+        print(f"  {duplicates} repeated clips skipped")
+    if repeated:
+        print(f"warning: {repeated} file names occur in more than one folder of {args.video_dir}; "
+              f"the first was used", file=sys.stderr)
+    if classes_out:
+        print(f"  class names -> {classes_out}")
+    if annotations and n == 0:
+        print(f"warning: no video found in {args.video_dir}; wrong --video_dir or --ext?", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
