@@ -17,7 +17,7 @@ try:  # a source checkout without `pip install -e .`: put the repository root on
 except ImportError:  # pragma: no cover - depends on the environment
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from snappix.data.lists import ListFormatError, read_list, write_list  # noqa: E402,F401
+from snappix.data.lists import ListFormatError, read_list, write_lines, write_list  # noqa: E402,F401
 
 KINETICS_VERSIONS = ("k400", "k600", "k700")
 
@@ -135,6 +135,24 @@ def kinetics_version(path: str) -> str | None:
     return None
 
 
+def iter_k710_rows(csv_path: str) -> Iterator[tuple[str, str, str]]:
+    """``(kinetics_version, path, 'csv:line')`` for each row of a K710 list.
+
+    Raises:
+        ListFormatError: a malformed row, or a path naming none of k400/k600/k700.
+    """
+    expected = "'path label' or 'path start_idx total_frames'"
+    for line_no, text in iter_text_rows(csv_path):
+        where = f"{csv_path}:{line_no}"
+        path, _ = split_path_and_ints(text, where, expected)
+        version = kinetics_version(path)
+        if version is None:
+            raise ListFormatError(
+                f"{where}: cannot tell the Kinetics version of {path!r}: no path component is one "
+                f"of {', '.join(KINETICS_VERSIONS)}")
+        yield version, path, where
+
+
 def join_rel(prefix: str, *parts: str) -> str:
     """Join list-path components with ``/`` (list paths are POSIX-style), skipping an empty prefix."""
     return "/".join(p.strip("/") for p in (prefix, *parts) if p and p.strip("/"))
@@ -142,13 +160,7 @@ def join_rel(prefix: str, *parts: str) -> str:
 
 def write_text_lines(path: str, lines: Iterable[str]) -> int:
     """Write plain text lines (logs) with ``\\n`` endings, atomically. Returns the line count."""
-    lines = list(lines)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.writelines(line + "\n" for line in lines)
-    os.replace(tmp, path)
-    return len(lines)
+    return write_lines(path, lines)
 
 
 def progress(iterable, **kwargs):

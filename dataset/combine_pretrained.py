@@ -33,9 +33,9 @@ from collections import Counter
 if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (KINETICS_VERSIONS, USER_ERRORS, ListFormatError, basename, fail,  # noqa: E402
-                     find_processed, iter_text_rows, join_rel, kinetics_version, require_dir,
-                     split_path_and_ints, stem, write_list, write_text_lines)
+from _common import (KINETICS_VERSIONS, USER_ERRORS, basename, fail, find_processed, iter_k710_rows,  # noqa: E402
+                     iter_text_rows, join_rel, require_dir, split_path_and_ints, stem, write_list,
+                     write_text_lines)
 
 LIST_NAME = "pretrained_combine.csv"
 LOG_NAME = "gen_list_failed.log"
@@ -79,15 +79,7 @@ def main(argv=None) -> int:
         for d, what in [(args.k400_dir, "K400_DIR"), (args.k600_dir, "K600_DIR"),
                         (args.k700_dir, "K700_DIR"), (args.ssv2_dir, "SSV2_DIR")]:
             require_dir(d, what)
-        expected = "'path label' or 'path start_idx total_frames'"
-        for line_no, text in iter_text_rows(args.k710_csv):
-            where = f"{args.k710_csv}:{line_no}"
-            path, _ = split_path_and_ints(text, where, expected)
-            version = kinetics_version(path)
-            if version is None:
-                raise ListFormatError(
-                    f"{where}: cannot tell the Kinetics version of {path!r}: no path component "
-                    f"is one of {', '.join(KINETICS_VERSIONS)}")
+        for version, path, where in iter_k710_rows(args.k710_csv):
             name = basename(path)
             actual = find_processed(dirs[version], name)
             if actual is None:

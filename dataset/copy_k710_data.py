@@ -36,9 +36,8 @@ import sys
 if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (KINETICS_VERSIONS, USER_ERRORS, ListFormatError, basename, fail,  # noqa: E402
-                     find_processed, iter_text_rows, kinetics_version, progress, require_dir,
-                     split_path_and_ints, write_text_lines)
+from _common import (KINETICS_VERSIONS, USER_ERRORS, basename, fail, find_processed,  # noqa: E402
+                     iter_k710_rows, progress, require_dir, write_text_lines)
 
 FAILED_LOG = "copy_failed.txt"
 DUPLICATED_LOG = "copy_duplicated.txt"
@@ -47,15 +46,7 @@ DUPLICATED_LOG = "copy_duplicated.txt"
 def read_rows(csv_path: str, ktype: str) -> tuple[list[tuple[str, str]], int]:
     """``[(name, 'csv:line'), ...]`` of the rows of ``ktype``, and the number of other rows."""
     rows, others = [], 0
-    expected = "'path label' or 'path start_idx total_frames'"
-    for line_no, text in iter_text_rows(csv_path):
-        where = f"{csv_path}:{line_no}"
-        path, _ = split_path_and_ints(text, where, expected)
-        version = kinetics_version(path)
-        if version is None:
-            raise ListFormatError(
-                f"{where}: cannot tell the Kinetics version of {path!r}: no path component is one "
-                f"of {', '.join(KINETICS_VERSIONS)}")
+    for version, path, where in iter_k710_rows(csv_path):
         if version == ktype:
             rows.append((basename(path), where))
         else:

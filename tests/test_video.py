@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import synthetic_frames, write_lossless_video
+from conftest import synthetic_frames
 from snappix.data.video import VideoDecodeError, backend_available, open_video
 
 

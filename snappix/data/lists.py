@@ -164,6 +164,13 @@ def write_list(path: str | os.PathLike, rows: Iterable[ListEntry | Sequence], fm
         # Everything written must be readable back: validate through the parser.
         parse_line(line, fmt, source=path, line_no=len(lines) + 1)
         lines.append(line)
+    return write_lines(path, lines)
+
+
+def write_lines(path: str | os.PathLike, lines: Iterable[str]) -> int:
+    """Write text lines with ``\\n`` endings atomically (temp file + rename); returns the line count."""
+    path = os.fspath(path)
+    lines = list(lines)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8", newline="\n") as f:
