@@ -227,17 +227,17 @@ class FrameFolderReader(VideoReader):
                 self.fps = float(f.read().strip())
 
     def _decode(self, indices: np.ndarray) -> np.ndarray:
-        # torchvision's bundled libjpeg/libpng decoders; cv2.imread can fail on valid PNGs once
-        # torchvision's image library is loaded in the same process (two libpng copies).
-        from torchvision.io import ImageReadMode, decode_image, read_file
+        # Pillow decodes PNG with its own code (no libpng): OpenCV's and torchvision's bundled
+        # libpng copies clash once both are loaded in one process, failing on valid files.
+        from PIL import Image
 
         out = []
         for i in indices.tolist():
             try:
-                img = decode_image(read_file(self._files[i]), mode=ImageReadMode.RGB)
-            except RuntimeError as exc:
+                with Image.open(self._files[i]) as img:
+                    out.append(np.asarray(img.convert("RGB")))
+            except OSError as exc:
                 raise VideoDecodeError(self.path, f"cannot read frame image {self._files[i]}: {exc}") from exc
-            out.append(img.permute(1, 2, 0).numpy())
         return np.stack(out)
 
 
