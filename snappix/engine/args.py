@@ -1,0 +1,348 @@
+"""The one argument-building helper shared by every entry point.
+
+Flags keep the VideoMAE(v2)/SnapPix names so their shell scripts port with little change. Each
+``add_*_args(parser, **defaults)`` adds one flag group and returns it (so an entry point can add its
+own flags to the group); keyword arguments override that group's defaults per entry point::
+
+    parser = build_parser("snappix pretraining")            # all groups + --config
+    add_optimizer_args(parser, ...)                         # or pick groups one by one
+    parser.add_argument("--mask_ratio", type=float, default=0.9)
+    args = parse_args(parser)                               # --config FILE.yaml handled here
+    save_config(args, args.output_dir)                      # output_dir/config.yaml
+
+``--config FILE.yaml``: the file's keys (flag names; aliases such as ``update_freq`` or
+``local-rank`` accepted) become defaults, flags given on the command line override them, and a key
+no flag knows is an error naming the key and the file. The ``config.yaml`` written by
+:func:`save_config` can be passed back through ``--config`` to repeat a run.
+
+Booleans are real booleans: ``add_bool_arg`` accepts ``--flag``, ``--flag true|false|1|0|yes|no``
+and (if given) a negative form ``--no_flag``. SnapPix's ``type=bool`` made ``--normlize_target False``
+True (any non-empty string is truthy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import logging
+import os
+from typing import Any, Sequence
+
+import yaml
+
+from .checkpoint import to_plain
+from .distributed import is_main_process
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+_TRUE = {"true", "t", "yes", "y", "1", "on"}
+_FALSE = {"false", "f", "no", "n", "0", "off"}
+
+
+class ConfigError(ValueError):
+    """A ``--config`` YAML file is invalid (the message names the file and the key)."""
+
+
+def str2bool(value: Any) -> bool:
+    """Parse a boolean flag value: true/false, yes/no, on/off, 1/0 (case-insensitive), or a bool.
+
+    Raises:
+        argparse.ArgumentTypeError: anything else (so ``--flag Flase`` fails instead of meaning True).
+    """
+    if isinstance(value, bool):
+        return value
+    s = str(value).strip().lower()
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false, yes/no, 1/0), got {value!r}")
+
+
+def add_bool_arg(group, name: str, *aliases: str, default: bool = False, negative: str | None = None,
+                 help: str = "") -> None:
+    """Add a real boolean flag ``name`` (``--x``, ``--x true``, ``--x false``) with alias spellings and
+    an optional negative flag (``--no_x``) sharing its destination."""
+    dest = name.lstrip("-").replace("-", "_")
+    group.add_argument(name, *aliases, dest=dest, type=str2bool, nargs="?", const=True, default=default,
+                       metavar="BOOL", help=help)
+    if negative:
+        group.add_argument(negative, dest=dest, action="store_false", default=argparse.SUPPRESS,
+                           help=f"same as {name} false")
+
+
+def _override(parser: argparse.ArgumentParser, group, defaults: dict) -> None:
+    if not defaults:
+        return
+    known = {a.dest for a in group._group_actions}
+    unknown = sorted(set(defaults) - known)
+    if unknown:
+        raise ValueError(f"default overrides for flags not in group '{group.title}': {unknown}")
+    parser.set_defaults(**defaults)
+
+
+def add_config_arg(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE.yaml``: YAML defaults, overridden by explicit flags."""
+    parser.add_argument("--config", default=None, metavar="FILE.yaml",
+                        help="YAML file whose keys set flag defaults; explicit flags override it")
+
+
+def add_data_args(parser: argparse.ArgumentParser, **defaults):
+    """Data and loader flags: list file, root, clip geometry, batch, workers."""
+    g = parser.add_argument_group("data")
+    g.add_argument("--data_path", default=None, help="list file (VideoMAE/SnapPix format)")
+    g.add_argument("--data_root", default="", help="prefix joined to the paths of the list")
+    g.add_argument("--num_frames", type=int, default=16, help="frames per clip")
+    g.add_argument("--sampling_rate", type=int, default=4, help="frame stride of a clip")
+    g.add_argument("--input_size", type=int, default=112, help="spatial crop size in pixels")
+    g.add_argument("--num_sample", type=int, default=1, help="repeated augmentation: clips per video")
+    g.add_argument("--batch_size", type=int, default=64, help="videos per process and micro-batch")
+    g.add_argument("--num_workers", type=int, default=10, help="DataLoader workers per process")
+    add_bool_arg(g, "--pin_mem", default=True, negative="--no_pin_mem", help="pin host memory in the DataLoader")
+    _override(parser, g, defaults)
+    return g
+
+
+def add_model_args(parser: argparse.ArgumentParser, **defaults):
+    """Model flags (registered model name); entry points add their method's own model flags."""
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", default=None, help="registered model name (timm registry)")
+    _override(parser, g, defaults)
+    return g
+
+
+def add_optimizer_args(parser: argparse.ArgumentParser, **defaults):
+    """Optimiser flags: AdamW hyper-parameters, weight decay, clipping, layer decay, accumulation."""
+    g = parser.add_argument_group("optimizer")
+    g.add_argument("--opt", default="adamw", choices=["adamw", "sgd"], help="optimizer")
+    g.add_argument("--opt_eps", type=float, default=1e-8, help="AdamW epsilon")
+    g.add_argument("--opt_betas", type=float, nargs=2, default=[0.9, 0.999], metavar=("BETA1", "BETA2"),
+                   help="AdamW betas (SnapPix pretraining: 0.9 0.95)")
+    g.add_argument("--weight_decay", type=float, default=0.05, help="weight decay")
+    g.add_argument("--weight_decay_end", type=float, default=None,
+                   help="final weight decay of a cosine schedule; None = constant --weight_decay")
+    g.add_argument("--clip_grad", type=float, default=None, help="max gradient norm; None = no clipping")
+    g.add_argument("--layer_decay", type=float, default=1.0, help="layer-wise lr decay (1.0 = off)")
+    g.add_argument("--acc_iters", "--update_freq", dest="acc_iters", type=int, default=1,
+                   help="gradient accumulation: micro-batches per optimizer step")
+    _override(parser, g, defaults)
+    return g
+
+
+def add_schedule_args(parser: argparse.ArgumentParser, **defaults):
+    """Schedule flags: epochs, lr values (base, before batch scaling), warmup."""
+    g = parser.add_argument_group("schedule")
+    g.add_argument("--epochs", type=int, default=300, help="training epochs")
+    g.add_argument("--lr", type=float, default=1.5e-4, help="base lr for a total batch of 256 (scaled linearly)")
+    g.add_argument("--min_lr", type=float, default=1e-5, help="final lr of the cosine (scaled like --lr)")
+    g.add_argument("--warmup_lr", type=float, default=1e-6, help="lr at step 0 of the warmup (scaled like --lr)")
+    g.add_argument("--warmup_epochs", type=float, default=40, help="linear warmup epochs")
+    g.add_argument("--warmup_steps", type=int, default=-1, help="warmup in optimizer steps (overrides epochs if > 0)")
+    g.add_argument("--eval_freq", type=int, default=0,
+                   help="evaluate every N epochs and after the last one (0: only where the entry point says)")
+    add_bool_arg(g, "--lr_scale_with_num_sample", default=False,
+                 help="count num_sample clips in the lr scaling (SnapPix/VideoMAE count videos only)")
+    _override(parser, g, defaults)
+    return g
+
+
+def add_precision_args(parser: argparse.ArgumentParser, **defaults):
+    """``--precision {bf16,fp16,fp32}``."""
+    g = parser.add_argument_group("precision")
+    g.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"],
+                   help="autocast dtype; fp16 adds a GradScaler (GPU only)")
+    _override(parser, g, defaults)
+    return g
+
+
+def add_checkpoint_args(parser: argparse.ArgumentParser, **defaults):
+    """Output and checkpoint flags: output dir, save frequency, resume."""
+    g = parser.add_argument_group("checkpoint")
+    g.add_argument("--output_dir", default=None, help="checkpoints, log.txt, config.yaml")
+    g.add_argument("--save_ckpt_freq", type=int, default=20, help="keep checkpoint-{epoch}.pth every N epochs")
+    add_bool_arg(g, "--auto_resume", default=True, negative="--no_auto_resume",
+                 help="resume from the newest readable checkpoint in --output_dir")
+    g.add_argument("--resume", default=None, metavar="FILE", help="resume from this checkpoint")
+    _override(parser, g, defaults)
+    return g
+
+
+def add_distributed_args(parser: argparse.ArgumentParser, **defaults):
+    """Device, seed and distributed flags (torchrun first; DeepSpeed optional)."""
+    g = parser.add_argument_group("distributed")
+    g.add_argument("--device", default="auto", help="auto (cuda if available), cuda, cuda:N or cpu")
+    g.add_argument("--seed", type=int, default=0, help="random seed (each rank uses seed + rank)")
+    g.add_argument("--dist_url", default="env://", help="init_method of the process group")
+    g.add_argument("--local_rank", "--local-rank", dest="local_rank", type=int, default=-1,
+                   help="set by torch.distributed.launch; torchrun uses LOCAL_RANK")
+    add_bool_arg(g, "--find_unused_parameters", default=False, help="DDP find_unused_parameters")
+    add_bool_arg(g, "--enable_deepspeed", default=False, help="train through DeepSpeed (imported only then)")
+    g.add_argument("--zero_stage", type=int, default=0, choices=[0, 1, 2], help="DeepSpeed ZeRO stage")
+    _override(parser, g, defaults)
+    return g
+
+
+def add_logging_args(parser: argparse.ArgumentParser, **defaults):
+    """Logging flags: TensorBoard directory, progress bars."""
+    g = parser.add_argument_group("logging")
+    g.add_argument("--log_dir", default=None, help="TensorBoard directory; None = output_dir/tb")
+    add_bool_arg(g, "--progress", default=True, negative="--no_progress", help="tqdm progress bars on rank 0")
+    _override(parser, g, defaults)
+    return g
+
+
+GROUPS = {"data": add_data_args, "model": add_model_args, "optimizer": add_optimizer_args,
+          "schedule": add_schedule_args, "precision": add_precision_args, "checkpoint": add_checkpoint_args,
+          "distributed": add_distributed_args, "logging": add_logging_args}
+
+
+def build_parser(description: str = "", groups: Sequence[str] = tuple(GROUPS)) -> argparse.ArgumentParser:
+    """An ``ArgumentParser`` with ``--config`` and the named flag groups (default: all).
+
+    ``allow_abbrev`` is off: SnapPix's ``--cross_model`` silently resolved to ``--cross_model_path``
+    (defect §11.18).
+    """
+    parser = argparse.ArgumentParser(description=description, allow_abbrev=False,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_arg(parser)
+    for name in groups:
+        GROUPS[name](parser)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------------
+# YAML config
+# ---------------------------------------------------------------------------------------------------
+def _option_map(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """YAML key -> action: every option string (dashes stripped, ``-`` -> ``_``) and every dest."""
+    out: dict[str, argparse.Action] = {}
+    for action in parser._actions:
+        if action.dest in ("help", argparse.SUPPRESS):
+            continue
+        for opt in action.option_strings:
+            out.setdefault(opt.lstrip("-").replace("-", "_"), action)
+        out.setdefault(action.dest, action)
+    return out
+
+
+def _coerce(action: argparse.Action, key: str, value: Any, path: str) -> Any:
+    def one(v):
+        if v is None:
+            return None
+        if action.type is not None and (isinstance(v, str) or action.type in (float, str2bool)):
+            try:
+                v = action.type(v)
+            except (TypeError, ValueError, argparse.ArgumentTypeError) as e:
+                raise ConfigError(f"{path}: key '{key}': {e}") from None
+        if action.choices is not None and v not in action.choices:
+            raise ConfigError(f"{path}: key '{key}': {v!r} is not one of {list(action.choices)}")
+        return v
+
+    many = action.nargs not in (None, "?", 0) and action.nargs != argparse.OPTIONAL
+    if many:
+        if value is None:
+            return None
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        if isinstance(action.nargs, int) and len(value) != action.nargs:
+            raise ConfigError(f"{path}: key '{key}' takes {action.nargs} values, got {len(value)}")
+        return [one(v) for v in value]
+    return one(value)
+
+
+def load_config(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Read ``path`` (``yaml.safe_load``) and map its keys to parser destinations with typed values.
+
+    Keys are flag names or aliases (``update_freq`` -> ``acc_iters``, ``local-rank`` ->
+    ``local_rank``, ``no_auto_resume: true`` -> ``auto_resume = False``); a ``config`` key is ignored.
+
+    Raises:
+        ConfigError: unreadable file, not a mapping, unknown key (with close matches), bad value.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config {path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping of flag names to values, got {type(data).__name__}")
+    options = _option_map(parser)
+    out: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = str(raw_key).lstrip("-").replace("-", "_")
+        if key == "config":
+            continue
+        action = options.get(key)
+        if action is None:
+            close = difflib.get_close_matches(key, list(options), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(f"{path}: unknown key '{raw_key}'{hint}; keys must be flags of this entry point")
+        if action.nargs == 0:  # store_true / store_false / store_const
+            flag = str2bool(value) if value is not None else True
+            if key == action.dest:
+                out[action.dest] = flag
+            elif isinstance(action.const, bool):
+                out[action.dest] = action.const if flag else not action.const
+            elif flag:
+                out[action.dest] = action.const
+            continue
+        out[action.dest] = _coerce(action, str(raw_key), value, path)
+    return out
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv`` (default ``sys.argv[1:]``) with ``--config`` YAML defaults applied first.
+
+    Exits through ``parser.error`` (status 2, message naming the file and key) on a bad config.
+    """
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--config", default=None)
+    known, _ = pre.parse_known_args(argv)
+    values: dict[str, Any] = {}
+    if known.config:
+        try:
+            values = load_config(known.config, parser)
+        except ConfigError as e:
+            parser.error(str(e))
+    saved_actions = {id(a): a.default for a in parser._actions if a.dest in values}
+    saved_defaults = dict(parser._defaults)
+    parser.set_defaults(**values)
+    try:
+        return parser.parse_args(argv)
+    finally:  # leave the parser as it was (it may be reused, e.g. in tests)
+        for a in parser._actions:
+            if id(a) in saved_actions:
+                a.default = saved_actions[id(a)]
+        parser._defaults.clear()
+        parser._defaults.update(saved_defaults)
+
+
+def config_dict(args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed flags as plain data (lists, numbers, strings), as stored in checkpoints."""
+    return to_plain(vars(args))
+
+
+def save_config(args: argparse.Namespace, output_dir: str | None) -> str | None:
+    """Write the resolved flags to ``output_dir/config.yaml`` (rank 0, atomic). Returns the path.
+
+    Keep derived values (scaled lr, ranks, ...) out of ``args``: every key written here must be a flag
+    so the file can be fed back through ``--config``.
+    """
+    if not output_dir or not is_main_process():
+        return None
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, CONFIG_FILE)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            yaml.safe_dump(config_dict(args), f, sort_keys=False, default_flow_style=None)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

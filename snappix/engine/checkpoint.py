@@ -1,0 +1,456 @@
+"""Checkpoints: atomic writes, plain-data contents, auto-resume with fallback, reported weight loading.
+
+File names in ``output_dir`` (epochs are 0-based, as VideoMAE: the last of 300 epochs is 299):
+
+* ``checkpoint-latest.pth``: every epoch (VideoMAE saved only every ``save_ckpt_freq`` epochs, so a
+  preemption lost up to freq-1 epochs; ecosystem §6);
+* ``checkpoint-{epoch}.pth``: when ``(epoch + 1) % save_ckpt_freq == 0`` and at the last epoch;
+* ``checkpoint-best.pth``: on request (``best=True``).
+
+Every file is written to ``<name>.tmp.<pid>`` in the same directory, flushed, fsynced and moved into
+place with ``os.replace``: a checkpoint name never holds a partial file, and a failed save (disk
+full, ...) raises :class:`CheckpointError`, removes the temporary file and leaves the previous
+checkpoint untouched.
+
+Contents are plain data only, so ``torch.load(path, weights_only=True)`` works (SnapPix stored an
+``argparse.Namespace``, which torch >= 2.6 refuses by default; defect §11.7)::
+
+    {"model": state_dict, "optimizer": state_dict | None, "scaler": dict | None,
+     "epoch": int, "global_step": int, "config": dict, "rng": [per-rank RNG state dicts],
+     "meta": {"format": 1, "torch": str, "world_size": int, "time": str}, ...extra}
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import random
+import re
+import shutil
+from argparse import Namespace
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from .distributed import all_gather_object, barrier, get_rank, get_world_size, is_main_process, unwrap_model
+
+log = logging.getLogger(__name__)
+
+LATEST = "checkpoint-latest.pth"
+BEST = "checkpoint-best.pth"
+_NUMBERED = re.compile(r"^checkpoint-(\d+)\.pth$")
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written or read (the message says which file and why)."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# plain data
+# ---------------------------------------------------------------------------------------------------
+def to_plain(obj: Any) -> Any:
+    """Convert ``obj`` to types ``torch.load(weights_only=True)`` and YAML accept.
+
+    Namespace/Mapping -> dict with str keys, tuple/set -> list, Path -> str, numpy scalars/arrays ->
+    python numbers/lists, torch.device/dtype -> str; tensors are kept; anything else -> ``str(obj)``.
+    """
+    if isinstance(obj, Namespace):
+        obj = vars(obj)
+    if isinstance(obj, Mapping):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_plain(v) for v in obj]
+    if obj is None or isinstance(obj, torch.Tensor):
+        return obj
+    for plain in (bool, int, float, str):  # exact types: subclasses (TorchVersion, IntEnum) are not allowed
+        if isinstance(obj, plain):
+            return plain(obj) if type(obj) is not plain else obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (Path, torch.device, torch.dtype)):
+        return str(obj)
+    return str(obj)
+
+
+def get_rng_state() -> dict:
+    """This process's RNG states as plain data: torch CPU (uint8 tensor), CUDA (list of uint8 tensors,
+    empty without CUDA), numpy's global MT19937 and python's ``random``."""
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"bit_generator": str(np_state[0]), "keys": [int(k) for k in np_state[1]],
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": int(py_version), "internal": [int(x) for x in py_internal], "gauss_next": py_gauss},
+    }
+
+
+def set_rng_state(state: Mapping) -> None:
+    """Restore states produced by :func:`get_rng_state` (CUDA only when the device count matches)."""
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    n = state["numpy"]
+    np.random.set_state((n["bit_generator"], np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
+
+
+# ---------------------------------------------------------------------------------------------------
+# atomic files
+# ---------------------------------------------------------------------------------------------------
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: str, write: Callable[[Any], None]) -> None:
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except Exception as e:
+        try:
+            os.remove(tmp)
+        except FileNotFoundError:
+            pass
+        kept = "the previous file is unchanged" if os.path.exists(path) else "no file was written"
+        raise CheckpointError(f"could not save checkpoint {path}: {type(e).__name__}: {e}; {kept}") from e
+    except BaseException:  # KeyboardInterrupt etc.: clean up, re-raise as is
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save(obj)`` to ``path`` atomically (temp file in the same dir, fsync, ``os.replace``).
+
+    Raises:
+        CheckpointError: the write failed; the temporary file is removed and an existing ``path``
+            is left as it was.
+    """
+    _atomic_write(os.fspath(path), lambda f: torch.save(obj, f))
+
+
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy a finished checkpoint to another name with the same atomicity as :func:`atomic_save`."""
+    def write(f):
+        with open(src, "rb") as s:
+            shutil.copyfileobj(s, f, length=16 << 20)
+    _atomic_write(os.fspath(dst), write)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", trusted: bool = False) -> dict:
+    """``torch.load(path, weights_only=not trusted)``.
+
+    Args:
+        trusted: allow arbitrary pickled objects (needed for foreign VideoMAE/SnapPix checkpoints that
+            contain an ``argparse.Namespace``); only for files you trust.
+
+    Raises:
+        CheckpointError: missing, truncated or unreadable file, or non-plain content without ``trusted``.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=not trusted)
+    except Exception as e:
+        hint = ""
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            hint = (" (it holds non-tensor objects such as argparse.Namespace: a foreign checkpoint; load it "
+                    "with trusted=True only if you trust the file)")
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        reason = next((ln for ln in lines if "WeightsUnpickler error" in ln), lines[0] if lines else "")
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {reason}{hint}") from e
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict")
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------------
+# saving
+# ---------------------------------------------------------------------------------------------------
+def checkpoint_path(output_dir: str | os.PathLike, tag: int | str) -> str:
+    """``output_dir/checkpoint-{tag}.pth`` (tag: epoch number, ``"latest"`` or ``"best"``)."""
+    return os.path.join(os.fspath(output_dir), f"checkpoint-{tag}.pth")
+
+
+def latest_checkpoint(output_dir: str | os.PathLike | None) -> str | None:
+    """``output_dir/checkpoint-latest.pth`` if it exists (for error messages), else ``None``."""
+    if not output_dir:
+        return None
+    path = checkpoint_path(output_dir, "latest")
+    return path if os.path.isfile(path) else None
+
+
+def build_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, scaler: Any = None,
+                     epoch: int = -1, global_step: int = 0, config: Any = None,
+                     extra: Mapping[str, Any] | None = None) -> dict:
+    """The checkpoint dict (plain data). Collective: gathers every rank's RNG state, so call it on
+    all ranks. ``scaler`` is anything with ``state_dict()`` (e.g. :class:`~snappix.engine.precision.LossScaler`)."""
+    rng = all_gather_object(get_rng_state())
+    state = {
+        "model": unwrap_model(model).state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "epoch": int(epoch),
+        "global_step": int(global_step),
+        "config": to_plain(config) if config is not None else {},
+        "rng": rng,
+        "meta": {"format": FORMAT_VERSION, "torch": str(torch.__version__), "world_size": get_world_size(),
+                 "time": datetime.datetime.now().isoformat(timespec="seconds")},
+    }
+    for k, v in (extra or {}).items():
+        state[k] = to_plain(v)
+    return state
+
+
+def checkpoint_names(epoch: int, num_epochs: int | None = None, save_ckpt_freq: int | None = None,
+                     best: bool = False, latest: bool = True) -> list[str]:
+    """Tags written at the end of 0-based ``epoch``: ``latest``; ``{epoch}`` every ``save_ckpt_freq``
+    epochs and at the last epoch; ``best`` on request."""
+    tags: list[str] = ["latest"] if latest else []
+    last = num_epochs is not None and epoch + 1 == num_epochs
+    if (save_ckpt_freq and save_ckpt_freq > 0 and (epoch + 1) % save_ckpt_freq == 0) or last:
+        tags.append(str(epoch))
+    if best:
+        tags.append("best")
+    return tags
+
+
+def save_checkpoint(output_dir: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None,
+                    scaler: Any, epoch: int, global_step: int, config: Any = None, num_epochs: int | None = None,
+                    save_ckpt_freq: int | None = None, best: bool = False, latest: bool = True,
+                    extra: Mapping[str, Any] | None = None) -> list[str]:
+    """Save the end-of-epoch checkpoints (see module doc). Call on every rank: the RNG states are
+    gathered from all of them, rank 0 writes, and all ranks wait for the write.
+
+    Returns:
+        the paths written (on rank 0; ``[]`` elsewhere).
+
+    Raises:
+        CheckpointError: a write failed (earlier checkpoints stay intact).
+    """
+    state = build_checkpoint(model, optimizer, scaler, epoch, global_step, config, extra)
+    written: list[str] = []
+    error: Exception | None = None
+    if is_main_process():
+        try:
+            tags = checkpoint_names(epoch, num_epochs, save_ckpt_freq, best, latest)
+            first = None
+            for tag in tags:
+                path = checkpoint_path(output_dir, tag)
+                if first is None:
+                    atomic_save(state, path)
+                    first = path
+                else:
+                    atomic_copy(first, path)
+                written.append(path)
+            log.info("saved %s", ", ".join(written))
+        except CheckpointError as e:
+            error = e
+    barrier()
+    if error is not None:
+        raise error
+    return written
+
+
+# ---------------------------------------------------------------------------------------------------
+# resuming
+# ---------------------------------------------------------------------------------------------------
+def numbered_checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, str]]:
+    """``[(epoch, path)]`` of ``checkpoint-{epoch}.pth`` files, highest epoch first."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = [(int(m.group(1)), os.path.join(output_dir, name))
+             for name in os.listdir(output_dir) if (m := _NUMBERED.match(name))]
+    return sorted(found, reverse=True)
+
+
+def _readable(path: str, map_location: Any) -> dict | None:
+    try:
+        state = load_checkpoint(path, map_location=map_location)
+    except CheckpointError as e:
+        log.warning("skipping unreadable checkpoint: %s", e)
+        return None
+    if "model" not in state or "epoch" not in state:
+        log.warning("skipping %s: no 'model'/'epoch' entry (not a snappix training checkpoint)", path)
+        return None
+    return state
+
+
+def find_resume_checkpoint(output_dir: str | os.PathLike, map_location: Any = "cpu") -> tuple[str, dict] | None:
+    """The newest readable training checkpoint in ``output_dir``: ``checkpoint-latest.pth``, or (when it
+    is missing, truncated or older) the highest-numbered ``checkpoint-N.pth`` that loads; each
+    unreadable file is skipped with a warning. ``checkpoint-best.pth`` is never a resume candidate.
+
+    Returns:
+        ``(path, state)`` or ``None`` when nothing usable exists.
+    """
+    output_dir = os.fspath(output_dir)
+    numbered = numbered_checkpoints(output_dir)
+    latest_path = os.path.join(output_dir, LATEST)
+    latest = _readable(latest_path, map_location) if os.path.exists(latest_path) else None
+    for number, path in numbered:
+        if latest is not None and latest["epoch"] >= number:
+            break
+        state = _readable(path, map_location)
+        if state is not None:
+            if os.path.exists(latest_path):
+                log.warning("resuming from %s instead of %s", path, latest_path)
+            return path, state
+    return (latest_path, latest) if latest is not None else None
+
+
+@dataclass
+class ResumeInfo:
+    """Outcome of :func:`resume`.
+
+    Attributes:
+        start_epoch: first epoch to train (saved epoch + 1, or 0 when starting fresh).
+        global_step: optimiser steps done so far.
+        path: the checkpoint used, or ``None``.
+        state: the loaded checkpoint dict (empty when starting fresh), e.g. for ``best`` metrics kept in ``extra``.
+    """
+
+    start_epoch: int = 0
+    global_step: int = 0
+    path: str | None = None
+    state: dict = field(default_factory=dict)
+
+
+def restore_rng(state: Mapping) -> bool:
+    """Restore this rank's RNG from a checkpoint's ``rng`` list; False (with a warning) when the world
+    size changed or the states are missing, in which case the seeded RNG is kept."""
+    rng = state.get("rng")
+    rank, world = get_rank(), get_world_size()
+    if not rng or len(rng) != world:
+        log.warning("checkpoint RNG states are for %s processes, this run has %d: keeping the seeded RNG",
+                    len(rng) if rng else 0, world)
+        return False
+    set_rng_state(rng[rank])
+    return True
+
+
+def resume(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, scaler: Any = None,
+           output_dir: str | os.PathLike | None = None, resume_path: str | None = None, auto_resume: bool = True,
+           map_location: Any = "cpu") -> ResumeInfo:
+    """Restore a run: ``--resume FILE`` if given (must load), else (unless ``--no_auto_resume``) the
+    newest readable checkpoint of ``output_dir`` (:func:`find_resume_checkpoint`).
+
+    Restores the model (strict), optimiser, scaler, this rank's RNG states, and returns the epoch to
+    start at (saved epoch + 1) and the global step. A checkpoint without optimiser state (weights
+    only) restores the model and warns.
+
+    Raises:
+        CheckpointError: ``resume_path`` unreadable; RuntimeError: model keys/shapes do not match.
+    """
+    if resume_path:
+        path, state = os.fspath(resume_path), load_checkpoint(resume_path, map_location=map_location)
+        if "model" not in state:
+            raise CheckpointError(f"{path} has no 'model' entry; to start from foreign/pretrained weights use "
+                                  "the model converter and load_state_dict_report instead of --resume")
+    elif auto_resume and output_dir is not None:
+        found = find_resume_checkpoint(output_dir, map_location=map_location)
+        if found is None:
+            log.info("no checkpoint to resume from in %s: starting from scratch", output_dir)
+            return ResumeInfo()
+        path, state = found
+    else:
+        return ResumeInfo()
+    unwrap_model(model).load_state_dict(state["model"], strict=True)
+    if optimizer is not None:
+        if state.get("optimizer"):
+            optimizer.load_state_dict(state["optimizer"])
+        else:
+            log.warning("%s has no optimizer state: the optimizer starts fresh", path)
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    restore_rng(state)
+    epoch = int(state.get("epoch", -1))
+    info = ResumeInfo(start_epoch=epoch + 1, global_step=int(state.get("global_step", 0)), path=path, state=state)
+    log.info("resumed from %s (epoch %d done, global step %d)", path, epoch, info.global_step)
+    return info
+
+
+@dataclass
+class LoadReport:
+    """Keys that did not load: ``missing`` (in the model, not in the state), ``unexpected`` (in the
+    state, not in the model), ``mismatched`` (``(key, state shape, model shape)``, skipped)."""
+
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[tuple[str, tuple, tuple]]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+
+def load_state_dict_report(model: nn.Module, state: Mapping[str, torch.Tensor], strip_prefixes=("module.",),
+                           strict: bool = False) -> LoadReport:
+    """Load ``state`` into ``model`` non-strictly and log missing, unexpected and shape-mismatched keys.
+
+    Args:
+        state: a state dict, or a checkpoint dict with a ``model`` / ``module`` / ``state_dict`` entry.
+        strip_prefixes: prefixes removed from state keys (DDP's ``module.``).
+        strict: raise ``RuntimeError`` when anything did not load (after logging it).
+    """
+    for key in ("model", "module", "state_dict"):
+        if key in state and isinstance(state[key], Mapping):
+            state = state[key]
+            break
+    module = unwrap_model(model)
+    cleaned = {}
+    for k, v in state.items():
+        for p in strip_prefixes:
+            if k.startswith(p):
+                k = k[len(p):]
+        cleaned[k] = v
+    own = module.state_dict()
+    mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in cleaned.items()
+                  if k in own and isinstance(v, torch.Tensor) and v.shape != own[k].shape]
+    for k, _, _ in mismatched:
+        cleaned.pop(k)
+    result = module.load_state_dict(cleaned, strict=False)
+    report = LoadReport(list(result.missing_keys), list(result.unexpected_keys), mismatched)
+    name = type(module).__name__
+    if report.missing:
+        log.warning("%s: %d missing keys (kept at init): %s", name, len(report.missing), report.missing)
+    if report.unexpected:
+        log.warning("%s: %d unexpected keys (ignored): %s", name, len(report.unexpected), report.unexpected)
+    for k, s, m in report.mismatched:
+        log.warning("%s: shape mismatch for %s: checkpoint %s vs model %s (skipped)", name, k, s, m)
+    if report.ok:
+        log.info("%s: all %d keys loaded", name, len(cleaned))
+    elif strict:
+        raise RuntimeError(f"{name}: state dict does not match (missing {report.missing}, unexpected "
+                           f"{report.unexpected}, mismatched {report.mismatched})")
+    return report

@@ -1,0 +1,223 @@
+"""The training and evaluation loops, shared by every method.
+
+The loop knows nothing about the method: it moves the batch to the device, calls
+``model(batch["video"], **{k: batch[k] for k in model_inputs if k in batch})`` (pretraining models
+get ``encoder_mask`` / ``decoder_mask`` when the data layer produced them, classifiers get the video
+only), hands ``(outputs, batch)`` to the objective, and steps the optimiser.
+
+Per optimiser step ``s`` (global, 0-based) every parameter group gets
+``lr = lr_schedule[s] * group["lr_scale"]`` and ``weight_decay = wd_schedule[s] * group["wd_scale"]``.
+With ``acc_iters > 1`` each micro-batch loss is divided by ``acc_iters``, gradients accumulate (DDP
+skips the all-reduce on non-final micro-batches via ``no_sync``), and the optimiser steps every
+``acc_iters`` micro-batches; the lr is set once per update (SnapPix re-set it every micro-step through
+an operator-precedence slip, defect §11.11).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .distributed import all_reduce_mean, all_reduce_sum
+from .logging import MetricMeter, RunLogger
+from .optim import set_lr_wd
+from .precision import LossScaler, autocast, check_finite
+
+log = logging.getLogger(__name__)
+
+#: batch keys passed to the model as keyword arguments when present
+MODEL_INPUTS = ("encoder_mask", "decoder_mask")
+
+Objective = Callable[[Any, Mapping[str, Any]], "tuple[torch.Tensor, dict[str, float]]"]
+
+
+def move_to_device(batch: Mapping[str, Any], device: torch.device | str, non_blocking: bool = True) -> dict:
+    """Tensors of ``batch`` on ``device`` (``non_blocking`` copies from pinned memory); other values as is."""
+    return {k: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v
+            for k, v in batch.items()}
+
+
+def forward(model: nn.Module, batch: Mapping[str, Any], model_inputs: Sequence[str] = MODEL_INPUTS) -> Any:
+    """``model(batch["video"], **present model_inputs)``."""
+    return model(batch["video"], **{k: batch[k] for k in model_inputs if k in batch})
+
+
+def _batch_size(batch: Mapping[str, Any]) -> int:
+    return int(batch["video"].shape[0])
+
+
+def _substituted(batch: Mapping[str, Any]) -> int:
+    sub = batch.get("substituted")
+    if sub is None:
+        return 0
+    return int(torch.as_tensor(sub).sum().item())
+
+
+def _lr_range(optimizer: torch.optim.Optimizer) -> tuple[float, float, float]:
+    lrs = [g["lr"] for g in optimizer.param_groups]
+    wds = [g["weight_decay"] for g in optimizer.param_groups if g.get("weight_decay", 0) > 0]
+    return max(lrs), min(lrs), (max(wds) if wds else 0.0)
+
+
+def train_one_epoch(model: nn.Module, objective: Objective, loader: Iterable, optimizer: torch.optim.Optimizer,
+                    device: torch.device | str, epoch: int, lr_schedule: Sequence[float] | np.ndarray,
+                    wd_schedule: Sequence[float] | np.ndarray | None = None, steps_per_epoch: int | None = None,
+                    precision: str = "bf16", acc_iters: int = 1, clip_grad: float | None = None,
+                    logger: RunLogger | None = None, scaler: LossScaler | None = None,
+                    last_checkpoint: str | None = None, model_inputs: Sequence[str] = MODEL_INPUTS,
+                    log_every: int = 1) -> dict[str, float]:
+    """Train for one epoch of ``steps_per_epoch`` optimiser steps.
+
+    Args:
+        model: the model, possibly wrapped in DDP (or a DeepSpeed engine with a
+            :class:`~snappix.engine.deepspeed_utils.DeepSpeedScaler`).
+        objective: ``objective(outputs, batch) -> (scalar loss tensor, {name: float})``.
+        loader: yields batch dicts with ``video`` float ``(B, C, T, H, W)`` and optional masks,
+            ``label``, ``index``, ``substituted`` (bool ``(B,)``).
+        epoch: 0-based epoch; the global step is ``epoch * steps_per_epoch + step``.
+        lr_schedule, wd_schedule: one value per global optimiser step (:mod:`.schedules`).
+        steps_per_epoch: optimiser steps per epoch; default ``len(loader) // acc_iters``. The epoch
+            stops after ``steps_per_epoch * acc_iters`` micro-batches.
+        precision: ``bf16`` / ``fp16`` / ``fp32`` autocast (:mod:`.precision`).
+        acc_iters: micro-batches per optimiser step.
+        clip_grad: max gradient norm (``None``: no clipping; the norm is still logged).
+        logger: TensorBoard/progress (rank-0 no-op elsewhere); ``None`` = silent.
+        scaler: backward/step helper, kept across epochs (its fp16 loss scale is checkpointed);
+            default a fresh :class:`LossScaler` for ``precision``.
+        model_inputs: batch keys passed to the model as keyword arguments when present.
+        log_every: TensorBoard per-step scalars every N optimiser steps.
+        last_checkpoint: path quoted if the loss becomes non-finite.
+
+    Returns:
+        epoch means over all ranks: ``loss`` and the objective's metrics (weighted by batch size),
+        ``grad_norm`` (finite steps only); plus ``lr`` / ``min_lr`` / ``weight_decay`` of the last step, ``loss_scale``,
+        ``clips_per_s`` (all ranks), ``data_time_frac``, ``substituted`` (clips the data layer
+        replaced, summed over ranks), ``steps``, ``skipped_steps`` (non-finite gradients: fp16
+        overflow), and ``global_step`` (the next step index).
+
+    Raises:
+        NonFiniteLossError: NaN/inf loss; raised before its backward, the weights stay as they were.
+    """
+    if acc_iters < 1:
+        raise ValueError(f"acc_iters must be >= 1, got {acc_iters}")
+    model.train(True)
+    scaler = scaler or LossScaler(precision, device)
+    if steps_per_epoch is None:
+        steps_per_epoch = len(loader) // acc_iters  # type: ignore[arg-type]
+    if steps_per_epoch <= 0:
+        raise ValueError(f"no optimiser step per epoch: {len(loader)} batches < acc_iters={acc_iters}")  # type: ignore[arg-type]
+    micro_total = steps_per_epoch * acc_iters
+    params = [p for p in model.parameters() if p.requires_grad]
+    meter, step_meter = MetricMeter(), MetricMeter()
+    clips, substituted, skipped, data_time = 0, 0, 0, 0.0
+    update_losses: list[float] = []
+    logger = logger or RunLogger(None, enabled=False)
+    global_step = epoch * steps_per_epoch
+    lr = wd = min_lr = 0.0
+    scaler.zero_grad(optimizer)
+
+    start = last = time.perf_counter()
+    bar = logger.progress_bar(total=micro_total, desc=f"epoch {epoch}")
+    iterator = iter(loader)
+    done = 0
+    for micro in range(micro_total):
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            break
+        now = time.perf_counter()
+        data_time += now - last
+        step = micro // acc_iters
+        global_step = epoch * steps_per_epoch + step
+        update = (micro + 1) % acc_iters == 0
+        if micro % acc_iters == 0:
+            i = min(global_step, len(lr_schedule) - 1)
+            set_lr_wd(optimizer, float(lr_schedule[i]), None if wd_schedule is None else float(wd_schedule[i]))
+            lr, min_lr, wd = _lr_range(optimizer)
+
+        batch = move_to_device(batch, device)
+        with scaler.accumulation_context(model, update):
+            with autocast(device, precision):
+                outputs = forward(model, batch, model_inputs)
+                loss, metrics = objective(outputs, batch)
+            loss_value = check_finite(loss, epoch=epoch, step=global_step, lr=lr, last_checkpoint=last_checkpoint)
+            norm = scaler(loss / acc_iters, optimizer, params, clip_grad=clip_grad, update=update)
+
+        n = _batch_size(batch)
+        clips += n
+        substituted += _substituted(batch)
+        meter.update(n=n, **{**(metrics or {}), "loss": loss_value})
+        update_losses.append(loss_value)
+        if update:
+            scaler.zero_grad(optimizer)
+            done += 1
+            if norm is not None and math.isfinite(norm):
+                step_meter.update(grad_norm=norm)
+            else:  # fp16 overflow: the GradScaler skipped this step
+                skipped += 1
+            if (step + 1) % log_every == 0:
+                logger.scalars({**(metrics or {}), "loss": float(np.mean(update_losses))}, global_step, "train")
+                logger.scalars({"lr": lr, "min_lr": min_lr, "weight_decay": wd, "grad_norm": norm,
+                                "loss_scale": scaler.loss_scale}, global_step, "opt")
+            update_losses.clear()
+            if bar is not None:
+                bar.set_postfix_str(f"loss {meter.smoothed().get('loss', float('nan')):.4f} lr {lr:.3e}", refresh=False)
+        if bar is not None:
+            bar.update(1)
+        last = time.perf_counter()
+
+    if bar is not None:
+        bar.close()
+    if done < steps_per_epoch:
+        log.warning("epoch %d: the loader ended after %d of %d optimiser steps", epoch, done, steps_per_epoch)
+        scaler.zero_grad(optimizer)  # drop a partial accumulation
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    meter.synchronize()
+    step_meter.synchronize()
+    stats = {**meter.averages(), **step_meter.averages(), "lr": lr, "min_lr": min_lr, "weight_decay": wd,
+             "loss_scale": scaler.loss_scale,
+             "clips_per_s": all_reduce_sum(float(clips)) / all_reduce_mean(elapsed),
+             "data_time_frac": all_reduce_mean(data_time / elapsed),
+             "substituted": int(all_reduce_sum(float(substituted))),
+             "steps": done, "skipped_steps": skipped, "global_step": epoch * steps_per_epoch + done}
+    logger.scalars({"clips_per_s": stats["clips_per_s"], "data_time_frac": stats["data_time_frac"]}, epoch, "perf")
+    logger.scalars({"substituted": stats["substituted"]}, epoch, "data")
+    return stats
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, objective: Objective, loader: Iterable, device: torch.device | str,
+             precision: str = "bf16", logger: RunLogger | None = None, desc: str = "eval",
+             model_inputs: Sequence[str] = MODEL_INPUTS, max_batches: int | None = None) -> dict[str, float]:
+    """Run ``objective`` over ``loader`` without gradients; return batch-size-weighted means over all ranks.
+
+    Returns:
+        ``{"loss": ..., <objective metrics>..., "substituted": int}`` (e.g. ``psnr`` for the
+        reconstruction study, ``acc1``/``acc5`` for a classification objective).
+    """
+    was_training = model.training
+    model.eval()
+    meter = MetricMeter()
+    substituted = 0
+    logger = logger or RunLogger(None, enabled=False)
+    total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
+    if max_batches is not None and total is not None:
+        total = min(total, max_batches)
+    for i, batch in enumerate(logger.progress(loader, total=total, desc=desc)):
+        if max_batches is not None and i >= max_batches:
+            break
+        batch = move_to_device(batch, device)
+        with autocast(device, precision):
+            outputs = forward(model, batch, model_inputs)
+            loss, metrics = objective(outputs, batch)
+        meter.update(n=_batch_size(batch), **{**(metrics or {}), "loss": loss})
+        substituted += _substituted(batch)
+    meter.synchronize()
+    model.train(was_training)
+    return {**meter.averages(), "substituted": int(all_reduce_sum(float(substituted)))}
