@@ -42,8 +42,7 @@ def identity(frames, **_):
 
 def timed_pass(ds, epochs: int, seed: int) -> float:
     """Seconds to fetch every item ``epochs`` times, with a fixed seed (same frame indices each pass)."""
-    torch.manual_seed(seed)
-    ds._seed_for = None
+    ds.set_epoch(0, seed)
     t0 = time.perf_counter()
     for _ in range(epochs):
         for i in range(len(ds)):

@@ -135,3 +135,18 @@ def test_all_bad_list_is_bounded_not_endless(tmp_path):
     with pytest.raises(TooManyBadVideos, match="no readable video"):
         ds[0]
     assert ds.num_bad == 4
+
+
+def test_augmentation_is_a_function_of_seed_epoch_and_item(clip_dir, tmp_path):
+    write_list(tmp_path / "t.csv", [(f"v{i}.mp4", i) for i in range(3)], "cls")
+    ds = VideoClsDataset(str(tmp_path / "t.csv"), str(clip_dir), mode="train", num_frames=4, sampling_rate=2,
+                         input_size=24, short_side_size=24, reprob=1.0)
+    ds.set_epoch(3, seed=7)
+    a = ds[1]["video"]
+    assert torch.equal(a, ds[1]["video"])  # same (seed, epoch, item)
+    ds.set_epoch(4)
+    assert not torch.equal(a, ds[1]["video"])  # a new epoch draws new augmentations
+    ds.set_epoch(3)
+    in_process = next(iter(DataLoader(ds, batch_size=3, num_workers=0)))["video"]
+    in_workers = next(iter(DataLoader(ds, batch_size=3, num_workers=2)))["video"]
+    assert torch.equal(in_process, in_workers) and torch.equal(in_process[1], a)

@@ -80,11 +80,6 @@ class BadVideoTracker:
                 f"{self.max_bad_fraction:.1%}{where}; check --data_root and the list. Failures:\n{names}")
 
 
-def _worker_seed() -> int:
-    info = torch.utils.data.get_worker_info()
-    return info.seed if info is not None else torch.initial_seed()
-
-
 class _VideoListDataset(Dataset):
     """Shared machinery: list reading, decoding, bounded retries and deterministic substitutes."""
 
@@ -110,19 +105,27 @@ class _VideoListDataset(Dataset):
         self.max_substitutes = max_substitutes
         self.tracker = BadVideoTracker(log_dir, max_bad_fraction, min_bad)
         self._known_bad: set[int] = set()
-        self._seed_for: int | None = None
+        self.seed = 0
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    # -- randomness: one numpy and one python generator per worker and epoch ----------------------
-    def _generators(self) -> tuple[np.random.Generator, random.Random]:
-        seed = _worker_seed()
-        if seed != self._seed_for:
-            self._seed_for = seed
-            self._np_rng = np.random.default_rng(seed)
-            self._py_rng = random.Random(seed)
-        return self._np_rng, self._py_rng
+    # -- randomness: a function of (seed, epoch, item) only ------------------------------------------
+    def set_epoch(self, epoch: int, seed: int | None = None) -> None:
+        """Make the augmentation of every item a function of ``(seed, epoch, item)``.
+
+        Independent of the number of DataLoader workers, and replayed exactly after a resume.
+        """
+        self.epoch = int(epoch)
+        if seed is not None:
+            self.seed = int(seed)
+
+    def _generators(self, item: int) -> tuple[np.random.Generator, random.Random, torch.Generator]:
+        """numpy, python and torch generators for one item (sampling, masks, crops, erasing noise)."""
+        np_rng = np.random.default_rng([self.seed, self.epoch, int(item)])
+        seed = int(np_rng.integers(2 ** 62))
+        return np_rng, random.Random(seed), torch.Generator().manual_seed(seed)
 
     # -- decoding --------------------------------------------------------------------------------
     def _read(self, entry: ListEntry, indices_fn: Callable[[int], list[np.ndarray]]) -> list[np.ndarray]:
@@ -236,14 +239,14 @@ class VideoClsDataset(_VideoListDataset):
     def __getitem__(self, item: int) -> dict:
         index, view = divmod(item, self.num_views)
         segment, crop = divmod(view, self.test_num_crop)
-        np_rng, py_rng = self._generators()
+        np_rng, py_rng, torch_rng = self._generators(item)
 
         def load(entry: ListEntry) -> dict:
             if entry.label is None:
                 raise ValueError(f"{self.data_path}:{entry.line_no}: row has no label")
             if self.mode == "train":
                 clips = self._read(entry, lambda n: [self._indices(n, 0, np_rng) for _ in range(self.num_sample)])
-                videos = [self.transform(f, rng=py_rng) for f in clips]
+                videos = [self.transform(f, rng=py_rng, generator=torch_rng) for f in clips]
                 video = torch.stack(videos) if self.num_sample > 1 else videos[0]
             else:
                 frames = self._read(entry, lambda n: [self._indices(n, segment, np_rng)])[0]
@@ -293,7 +296,7 @@ class VideoPretrainDataset(_VideoListDataset):
         return sampling.dense_clip_indices(n, self.num_frames, rate, train=self.train, rng=np_rng)
 
     def __getitem__(self, index: int) -> dict:
-        np_rng, py_rng = self._generators()
+        np_rng, py_rng, _ = self._generators(index)
 
         def load(entry: ListEntry) -> dict:
             clips = self._read(entry, lambda n: [self._indices(entry, n, np_rng) for _ in range(self.num_sample)])

@@ -22,7 +22,6 @@ from typing import Sequence
 import numpy as np
 import torch
 from torchvision.transforms import InterpolationMode
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 # SnapPix: mean / std of linear grey K710+SSV2 frames (specs/snappix.md §1.1).
@@ -116,6 +115,29 @@ def uniform_crop(clip: torch.Tensor, size: int, crop_idx: int, num_crop: int) ->
         left = (w - size) // 2
         top = int(crop_idx * (h - size) / (num_crop - 1))
     return clip[..., top:top + size, left:left + size]
+
+
+def random_resized_crop_params(height: int, width: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+                               rng=random) -> tuple[int, int, int, int]:
+    """``(top, left, h, w)`` of an Inception-style random resized crop (torchvision's algorithm:
+    10 tries of area fraction in ``scale`` and log-uniform aspect ``ratio``, else a centre crop)."""
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return rng.randint(0, height - h), rng.randint(0, width - w), h, w
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        w, h = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        h, w = height, int(round(height * max(ratio)))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
 
 
 class MultiScaleCrop:
@@ -302,7 +324,7 @@ class CubeRandomErasing:
                  std: float = K710_SSV2_STD):
         self.p, self.scale, self.ratio, self.mean, self.std = p, scale, ratio, mean, std
 
-    def __call__(self, clip: torch.Tensor, rng=random) -> torch.Tensor:
+    def __call__(self, clip: torch.Tensor, rng=random, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.p <= 0 or rng.random() >= self.p:
             return clip
         h, w = clip.shape[-2:]
@@ -313,7 +335,8 @@ class CubeRandomErasing:
             eh, ew = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
             if eh < h and ew < w:
                 top, left = rng.randint(0, h - eh), rng.randint(0, w - ew)
-                noise = torch.randn(clip.shape[:-2] + (eh, ew)).mul_(self.std).add_(self.mean).clamp_(0, 1)
+                noise = torch.randn(clip.shape[:-2] + (eh, ew), generator=generator)
+                noise = noise.mul_(self.std).add_(self.mean).clamp_(0, 1)
                 clip[..., top:top + eh, left:left + ew] = noise
                 break
         return clip
@@ -349,23 +372,26 @@ class FinetuneTrainTransform:
                  flip: bool = True, scale=(0.08, 1.0), ratio=(0.75, 1.3333), gray: str | None = "first",
                  mean=None, std=None):
         self.rand_augment = VideoRandAugment(aa) if aa else None
-        self.crop = v2.RandomResizedCrop(input_size, scale=scale, ratio=ratio, antialias=True)
+        self.input_size, self.scale, self.ratio = input_size, scale, ratio
         self.flip = flip
         self.erase = CubeRandomErasing(reprob) if reprob > 0 else None
         self.gray, self.mean, self.std = gray, mean, std
 
-    def __call__(self, frames: np.ndarray, rng=random) -> torch.Tensor:
+    def __call__(self, frames: np.ndarray, rng=random, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``rng`` (``random.Random``) draws every random parameter; ``generator`` the erasing noise."""
         clip = frames_to_clip(frames, self.gray if self.gray == "first" else None)
         if self.rand_augment is not None:
             clip = self.rand_augment(clip, rng=rng)
         if self.gray and self.gray != "first":
             clip = to_gray(clip, self.gray)
-        clip = self.crop(clip)
+        top, left, h, w = random_resized_crop_params(*clip.shape[-2:], self.scale, self.ratio, rng)
+        clip = F.resized_crop(clip, top, left, h, w, [self.input_size, self.input_size],
+                              interpolation=InterpolationMode.BILINEAR, antialias=True)
         if self.flip and rng.random() < 0.5:
             clip = F.horizontal_flip(clip)
         clip = to_float_cthw(clip)
         if self.erase is not None:
-            clip = self.erase(clip, rng=rng)
+            clip = self.erase(clip, rng=rng, generator=generator)
         return normalize(clip, self.mean, self.std) if self.mean is not None else clip
 
 

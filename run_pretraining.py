@@ -1,0 +1,132 @@
+"""Masked video pretraining: VideoMAE / VideoMAEv2 and SnapPix coded-image -> video (``--task pretrain``),
+and SnapPix's reconstruction study (``--task reconstruction``).
+
+    python run_pretraining.py --model pretrain_coded_videomae_small_patch8_112 --coded_type decor_fix \
+        --pattern pattern_4.pth --data_path pretrain.csv --data_root VIDEOS --output_dir OUT
+    torchrun --nproc_per_node 4 run_pretraining.py --config configs/pretrain/coded_vits_snappix.yaml ...
+
+Flags keep VideoMAEv2 / SnapPix names; ``--config FILE.yaml`` supplies defaults. See
+``snappix/engine/args.py`` for the shared flags.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import timm
+import torch
+
+import snappix.models  # noqa: F401  (registers the models in timm's registry)
+from snappix.data.datasets import VideoPretrainDataset, multiple_samples_collate
+from snappix.engine import args as A
+from snappix.engine import distributed as D
+from snappix.engine.loop import evaluate
+from snappix.engine.runner import build_loader, fit
+from snappix.masking import MASK_TYPES, build_mask_generator
+from snappix.objectives import build_objective
+
+log = logging.getLogger("run_pretraining")
+
+
+def build_parser():
+    parser = A.build_parser("masked video pretraining (VideoMAE/VideoMAEv2, SnapPix coded MAE)")
+    g = parser.add_argument_group("pretraining")
+    g.add_argument("--task", default="pretrain", choices=["pretrain", "reconstruction"],
+                   help="masked pixel MAE, or SnapPix's unmasked coded-image -> video reconstruction")
+    g.add_argument("--val_path", default=None, help="validation list (pretrain format); loss / PSNR each eval")
+    g.add_argument("--coded_type", default=None, help="sensor pattern of coded models (snappix.sensor.CODED_TYPES)")
+    g.add_argument("--pattern", default=None, help="exposure pattern file (decor_fix / decor_learn)")
+    g.add_argument("--pattern_dir", default=None, help="folder with SnapPix's released pattern files")
+    g.add_argument("--tubelet_size", type=int, default=2)
+    g.add_argument("--mask_type", default="tube", choices=MASK_TYPES)
+    g.add_argument("--mask_ratio", type=float, default=0.85)
+    g.add_argument("--decoder_mask_type", default="run_cell", choices=MASK_TYPES)
+    g.add_argument("--decoder_mask_ratio", type=float, default=0.5)
+    g.add_argument("--decoder_depth", type=int, default=4)
+    g.add_argument("--drop_path", type=float, default=0.0)
+    A.add_bool_arg(g, "--normalize_target", "--normlize_target", default=True,
+                   help="per-tubelet normalised targets (VideoMAE); --normlize_target is SnapPix's spelling")
+    g.add_argument("--ssv2_sampling_rate", type=int, default=None,
+                   help="sampling rate for SSV2 paths (SnapPix: 2); unset = --sampling_rate for every path")
+    g.add_argument("--video_backend", default=None, choices=["decord", "pyav", "torchcodec"])
+    g.add_argument("--max_bad_fraction", type=float, default=0.01, help="stop when more videos fail to load")
+    g.add_argument("--save_recon", type=int, default=0,
+                   help="write PNG grids (frames, coded image, reconstruction) of N validation clips per eval")
+    return parser
+
+
+def build_model(args):
+    kwargs = dict(img_size=args.input_size, num_frames=args.num_frames, tubelet_size=args.tubelet_size,
+                  decoder_depth=args.decoder_depth, drop_path_rate=args.drop_path)
+    if args.coded_type is not None:
+        kwargs.update(coded_type=args.coded_type, pattern_path=args.pattern, pattern_dir=args.pattern_dir)
+    model = timm.create_model(args.model, **kwargs)
+    return model
+
+
+def build_dataset(args, path: str, grid, train: bool):
+    if args.task == "reconstruction":
+        enc, dec = build_mask_generator("none", grid, 0.0), build_mask_generator("none", grid, 0.0)
+    else:
+        enc = build_mask_generator(args.mask_type, grid, args.mask_ratio)
+        dec = build_mask_generator(args.decoder_mask_type, grid, args.decoder_mask_ratio)
+    return VideoPretrainDataset(path, args.data_root, num_frames=args.num_frames, sampling_rate=args.sampling_rate,
+                                input_size=args.input_size, ssv2_sampling_rate=args.ssv2_sampling_rate,
+                                encoder_mask=enc, decoder_mask=dec, num_sample=args.num_sample if train else 1,
+                                train=train, video_backend=args.video_backend,
+                                max_bad_fraction=args.max_bad_fraction, log_dir=args.output_dir)
+
+
+def make_eval_fn(args, info, objective, val_loader, patch):
+    from snappix.objectives.reconstruction import K710_SSV2_MEAN, K710_SSV2_STD
+    from snappix.tools.visualize import reconstruct, save_recon_grid
+
+    def eval_fn(model, epoch, logger):
+        metrics = evaluate(model, objective, val_loader, info.device, args.precision, logger, desc=f"val {epoch}")
+        if args.save_recon and info.is_main:
+            net = D.unwrap_model(model)
+            batch = next(iter(val_loader))
+            batch = {k: v[: args.save_recon].to(info.device) if isinstance(v, torch.Tensor) else v
+                     for k, v in batch.items()}
+            normalized = args.normalize_target and args.task == "pretrain"
+            recon, coded = reconstruct(net.eval(), batch, normalized, K710_SSV2_MEAN, K710_SSV2_STD,
+                                       args.tubelet_size, patch)
+            for i in range(recon.shape[0]):
+                save_recon_grid(batch["video"][i], recon[i], None if coded is None else coded[i],
+                                os.path.join(args.output_dir, "recon", f"epoch{epoch:03d}_clip{i}.png"),
+                                f"{args.model} {args.coded_type or ''} epoch {epoch}")
+            net.train()
+        return metrics
+
+    return eval_fn
+
+
+def main(argv=None) -> dict:
+    parser = build_parser()
+    args = A.parse_args(parser, argv)
+    if not args.model or not args.data_path:
+        parser.error("--model and --data_path are required (directly or through --config)")
+    info = D.init_distributed(args.device, args.local_rank, args.dist_url)
+    D.seed_everything(args.seed)
+    if args.output_dir:
+        os.makedirs(args.output_dir, exist_ok=True)
+    A.save_config(args, args.output_dir)
+    model = build_model(args)
+    log.info("model %s: %.2f M parameters", args.model, sum(p.numel() for p in model.parameters()) / 1e6)
+    dataset = build_dataset(args, args.data_path, model.grid, train=True)
+    collate = multiple_samples_collate if args.num_sample > 1 else None
+    loader, sampler = build_loader(dataset, args, info, train=True, collate_fn=collate)
+    objective = build_objective(args.task, args.tubelet_size, model.patch_size, args.normalize_target)
+    eval_fn = None
+    if args.val_path:
+        val_loader, _ = build_loader(build_dataset(args, args.val_path, model.grid, train=False), args, info,
+                                     train=False)
+        eval_fn = make_eval_fn(args, info, objective, val_loader, model.patch_size)
+    history = fit(args, info, model, objective, loader, sampler, eval_fn)
+    D.cleanup()
+    return history
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""One training driver for every stage: loaders, optimiser, schedules, resume, epochs, checkpoints.
+
+Entry points build the method's pieces (dataset, model, objective) and call :func:`fit`; everything
+else -- distributed sampler, lr scaling, warmup + cosine schedules, AdamW groups, DDP or DeepSpeed,
+auto-resume, the epoch loop, periodic evaluation, atomic checkpoints, ``log.txt`` and TensorBoard --
+happens here, the same way for every method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from . import args as A
+from . import checkpoint as C
+from . import distributed as D
+from . import optim as O
+from . import precision as P
+from . import schedules as S
+from .logging import RunLogger
+from .loop import train_one_epoch
+
+log = logging.getLogger(__name__)
+
+#: ``eval_fn(model, epoch, logger) -> dict of metrics`` (run on every rank; logged as ``val_*``)
+EvalFn = Callable[[nn.Module, int, RunLogger], dict]
+
+
+def _seed_worker(worker_id: int) -> None:
+    import random
+
+    import numpy as np
+
+    seed = torch.initial_seed() % 2 ** 32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def build_loader(dataset: Dataset, args: argparse.Namespace, info: D.DistInfo, train: bool = True,
+                 collate_fn: Callable | None = None, batch_size: int | None = None) -> tuple[DataLoader, Any]:
+    """DataLoader with a ``DistributedSampler`` under DDP (shuffled, ``drop_last`` in training).
+
+    Returns:
+        ``(loader, sampler)``; ``sampler`` is None outside distributed runs (call ``set_epoch`` on it).
+    """
+    sampler = None
+    if info.distributed:
+        sampler = DistributedSampler(dataset, info.world_size, info.rank, shuffle=train, seed=args.seed,
+                                     drop_last=train)
+    generator = torch.Generator().manual_seed(args.seed + info.rank)  # re-seeded per epoch by fit()
+    loader = DataLoader(dataset, batch_size=batch_size or args.batch_size, sampler=sampler,
+                        shuffle=train and sampler is None, num_workers=args.num_workers, pin_memory=args.pin_mem,
+                        drop_last=train, collate_fn=collate_fn, worker_init_fn=_seed_worker, generator=generator,
+                        persistent_workers=False)
+    return loader, sampler
+
+
+def fit(args: argparse.Namespace, info: D.DistInfo, model: nn.Module, objective: Callable, loader: DataLoader,
+        sampler: Any = None, eval_fn: EvalFn | None = None, model_inputs=("encoder_mask", "decoder_mask"),
+        skip_weight_decay: set[str] | None = None) -> dict:
+    """Train ``model`` with ``objective`` for ``args.epochs`` epochs, resuming where a run stopped.
+
+    ``args`` is the namespace from :func:`snappix.engine.args.parse_args` (optimiser, schedule,
+    precision, checkpoint, distributed and logging groups). Checkpoints: ``checkpoint-latest.pth``
+    every epoch, ``checkpoint-{epoch}.pth`` every ``save_ckpt_freq`` and at the end; evaluation every
+    ``eval_freq`` epochs and after the last one when ``eval_fn`` is given.
+
+    Returns:
+        ``{"start_epoch", "train": {epoch: stats}, "val": {epoch: metrics}, "model": unwrapped model}``.
+
+    Raises:
+        snappix.engine.precision.NonFiniteLossError: a NaN/inf loss (the last good checkpoint is named
+            and left intact).
+    """
+    steps = len(loader) // args.acc_iters
+    if steps < 1:
+        raise ValueError(f"an epoch has {len(loader)} batches, fewer than --acc_iters {args.acc_iters}: "
+                         f"lower --batch_size or --acc_iters, or add data")
+    lrs = O.scaled_lrs(args.lr, args.min_lr, args.warmup_lr, args.batch_size, info.world_size, args.acc_iters,
+                       args.num_sample, args.lr_scale_with_num_sample)
+    lr_s, wd_s = S.build_schedules(lrs["lr"], lrs["min_lr"], lrs["warmup_lr"], args.weight_decay,
+                                   args.weight_decay_end, args.epochs, steps, args.warmup_epochs, args.warmup_steps)
+    log.info("total batch %d videos per step, lr %.3g (base %.3g), %d steps per epoch",
+             lrs["total_batch"], lrs["lr"], args.lr, steps)
+    model = model.to(info.device)
+    optimizer = O.create_optimizer(model, lrs["lr"], args.weight_decay, args.opt, args.opt_eps, args.opt_betas,
+                                   layer_decay=args.layer_decay, skip=skip_weight_decay)
+    precision = P.resolve_precision(args.precision, info.device)
+    if args.enable_deepspeed:
+        from . import deepspeed_utils as DSU
+
+        cfg = DSU.build_deepspeed_config(args.batch_size, args.acc_iters, info.world_size, args.clip_grad,
+                                         args.zero_stage, precision, info.device)
+        DSU.write_deepspeed_config(cfg, args.output_dir)
+        model, optimizer = DSU.initialize_deepspeed(model, optimizer, cfg, info)
+        scaler = DSU.DeepSpeedScaler(model)
+        res = DSU.resume_deepspeed(model, args.output_dir, args.resume, args.auto_resume)
+    else:
+        model = D.wrap_ddp(model, info, args.find_unused_parameters)
+        scaler = P.LossScaler(precision, info.device)
+        res = C.resume(model, optimizer, scaler, args.output_dir, args.resume, args.auto_resume)
+    if res.path:
+        log.info("resumed from %s: starting at epoch %d", res.path, res.start_epoch)
+    history: dict = {"start_epoch": res.start_epoch, "train": {}, "val": {}}
+    with RunLogger(args.output_dir, args.log_dir, progress=args.progress) as logger:
+        for epoch in range(res.start_epoch, args.epochs):
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            if hasattr(loader.dataset, "set_epoch"):  # per-item augmentation = f(seed, epoch, item)
+                loader.dataset.set_epoch(epoch, args.seed)
+            if loader.generator is not None:  # shuffle order and worker seeds depend on the epoch only,
+                loader.generator.manual_seed(args.seed + info.rank + 100_003 * epoch)  # so a resume replays it
+            stats = train_one_epoch(model, objective, loader, optimizer, info.device, epoch, lr_s, wd_s, steps,
+                                    precision, args.acc_iters, args.clip_grad, logger, scaler=scaler,
+                                    last_checkpoint=C.latest_checkpoint(args.output_dir), model_inputs=model_inputs)
+            history["train"][epoch] = stats
+            val = None
+            last = epoch + 1 == args.epochs
+            if eval_fn is not None and (last or (args.eval_freq and (epoch + 1) % args.eval_freq == 0)):
+                val = eval_fn(model, epoch, logger)
+                history["val"][epoch] = val
+            logger.log_epoch(epoch, train=stats, val=val)
+            if args.enable_deepspeed:
+                DSU.save_deepspeed_checkpoint(model, args.output_dir, epoch, stats["global_step"],
+                                              A.config_dict(args), args.epochs, args.save_ckpt_freq)
+            elif args.output_dir:
+                C.save_checkpoint(args.output_dir, model, optimizer, scaler, epoch, stats["global_step"],
+                                  A.config_dict(args), args.epochs, args.save_ckpt_freq)
+    history["model"] = D.unwrap_model(model)
+    return history
