@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from . import sampling
 from .lists import ListEntry, check_files, read_list
 from .transforms import EvalTransform, FinetuneTrainTransform, PretrainTransform
-from .video import VideoDecodeError, open_video
+from .video import VideoDecodeError, backend_available, open_video
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class _VideoListDataset(Dataset):
     def __init__(self, data_path: str, data_root: str = "", video_backend: str | None = None,
                  max_retries: int = 1, max_substitutes: int = 10, max_bad_fraction: float = 0.01,
                  min_bad: int = 2, log_dir: str | None = None, check_missing: bool = True,
-                 entries: Sequence[ListEntry] | None = None):
+                 entries: Sequence[ListEntry] | None = None, fallback_backend: str | None = "pyav"):
         self.data_path = data_path
         self.entries = list(entries) if entries is not None else read_list(data_path, self.list_format, data_root)
         if not self.entries:
@@ -101,6 +101,8 @@ class _VideoListDataset(Dataset):
                     raise FileNotFoundError(msg + f"\n(more than {max_bad_fraction:.1%} missing: is --data_root right?)")
                 log.warning(msg)
         self.video_backend = video_backend
+        self.fallback_backend = fallback_backend
+        self._fell_back: set[str] = set()
         self.max_retries = max_retries
         self.max_substitutes = max_substitutes
         self.tracker = BadVideoTracker(log_dir, max_bad_fraction, min_bad)
@@ -129,8 +131,28 @@ class _VideoListDataset(Dataset):
 
     # -- decoding --------------------------------------------------------------------------------
     def _read(self, entry: ListEntry, indices_fn: Callable[[int], list[np.ndarray]]) -> list[np.ndarray]:
-        """Open ``entry``, choose indices with ``indices_fn(num_frames)``, decode; frames per index set."""
-        backend = self.video_backend if entry.is_video_file else "frames"
+        """Open ``entry``, choose indices with ``indices_fn(num_frames)``, decode; frames per index set.
+
+        A video file the primary backend cannot decode is tried once with ``fallback_backend``
+        (decord fails on some valid files, e.g. 48-pixel-wide H.264); success there is logged, not
+        counted as a bad video.
+        """
+        if not entry.is_video_file:
+            return self._decode(entry, "frames", indices_fn)
+        backend = self.video_backend or ("decord" if backend_available("decord") else "pyav")
+        try:
+            return self._decode(entry, backend, indices_fn)
+        except VideoDecodeError as exc:
+            if not self.fallback_backend or self.fallback_backend == backend:
+                raise
+            frames = self._decode(entry, self.fallback_backend, indices_fn)
+            if entry.path not in self._fell_back:
+                self._fell_back.add(entry.path)
+                log.warning("%s: decoded with %s after %s failed (%s)", entry.path, self.fallback_backend,
+                            backend, exc.reason)
+            return frames
+
+    def _decode(self, entry: ListEntry, backend: str, indices_fn) -> list[np.ndarray]:
         with open_video(entry.path, backend=backend) as reader:
             n = reader.num_frames
             offset = 0

@@ -43,20 +43,21 @@ def _seed_worker(worker_id: int) -> None:
 
 def build_loader(dataset: Dataset, args: argparse.Namespace, info: D.DistInfo, train: bool = True,
                  collate_fn: Callable | None = None, batch_size: int | None = None) -> tuple[DataLoader, Any]:
-    """DataLoader with a ``DistributedSampler`` under DDP (shuffled, ``drop_last`` in training).
+    """DataLoader over a ``DistributedSampler`` (also with one process).
+
+    Training shuffles with ``seed + epoch`` (``sampler.set_epoch``) and drops the last partial batch;
+    the permutation does not depend on the number of processes, so ``N`` processes with batch ``B``
+    see the same clips per step as one process with batch ``N * B``.
 
     Returns:
-        ``(loader, sampler)``; ``sampler`` is None outside distributed runs (call ``set_epoch`` on it).
+        ``(loader, sampler)``.
     """
-    sampler = None
-    if info.distributed:
-        sampler = DistributedSampler(dataset, info.world_size, info.rank, shuffle=train, seed=args.seed,
-                                     drop_last=train)
+    sampler = DistributedSampler(dataset, info.world_size, info.rank, shuffle=train, seed=args.seed,
+                                 drop_last=train)
     generator = torch.Generator().manual_seed(args.seed + info.rank)  # re-seeded per epoch by fit()
     loader = DataLoader(dataset, batch_size=batch_size or args.batch_size, sampler=sampler,
-                        shuffle=train and sampler is None, num_workers=args.num_workers, pin_memory=args.pin_mem,
-                        drop_last=train, collate_fn=collate_fn, worker_init_fn=_seed_worker, generator=generator,
-                        persistent_workers=False)
+                        num_workers=args.num_workers, pin_memory=args.pin_mem and info.device.type == "cuda",
+                        drop_last=train, collate_fn=collate_fn, worker_init_fn=_seed_worker, generator=generator)
     return loader, sampler
 
 
