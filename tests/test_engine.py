@@ -155,6 +155,17 @@ def test_param_groups_weight_decay_exemptions():
     assert "blocks.0.1.weight" in g2["no_decay"]
 
 
+def test_model_declared_lr_scales_get_their_own_group():
+    model = TinyViT(depth=2)
+    model.lr_scales = lambda: {"sensor.logits": 365.8}
+    groups = {g["name"]: g for g in O.param_groups(model, 0.05)}
+    scaled = groups["no_decay_lr_x365.8"]
+    assert scaled["param_names"] == ["sensor.logits"] and scaled["lr_scale"] == pytest.approx(365.8)
+    assert "sensor.logits" not in groups["no_decay"]["param_names"]
+    ld = {g["name"]: g for g in O.param_groups(model, 0.05, layer_decay=0.5)}
+    assert ld["layer_3_no_decay_lr_x365.8"]["lr_scale"] == pytest.approx(365.8)
+
+
 def test_layer_decay_groups_and_scales():
     model = TinyViT(depth=2)
     groups = {g["name"]: g for g in O.param_groups(model, 0.05, layer_decay=0.5)}

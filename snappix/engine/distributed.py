@@ -166,8 +166,13 @@ def init_distributed(device: str = "auto", local_rank: int = -1, dist_url: str =
 
 
 def cleanup() -> None:
-    """Destroy the process group if one was initialised (safe to call always)."""
+    """Wait for every rank, then destroy the process group (safe to call always).
+
+    The barrier matters: a gloo rank that tears its group down while another is still working
+    (e.g. rank 0 writing a report) can abort with "terminate called without an active exception".
+    """
     if is_dist_avail_and_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

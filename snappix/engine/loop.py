@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 MODEL_INPUTS = ("encoder_mask", "decoder_mask")
 
 Objective = Callable[[Any, Mapping[str, Any]], "tuple[torch.Tensor, dict[str, float]]"]
+#: ``batch -> batch`` hook run on the device before the forward pass (training only), e.g. mixup
+BatchTransform = Callable[[dict], dict]
 
 
 def move_to_device(batch: Mapping[str, Any], device: torch.device | str, non_blocking: bool = True) -> dict:
@@ -71,7 +73,7 @@ def train_one_epoch(model: nn.Module, objective: Objective, loader: Iterable, op
                     precision: str = "bf16", acc_iters: int = 1, clip_grad: float | None = None,
                     logger: RunLogger | None = None, scaler: LossScaler | None = None,
                     last_checkpoint: str | None = None, model_inputs: Sequence[str] = MODEL_INPUTS,
-                    log_every: int = 1) -> dict[str, float]:
+                    log_every: int = 1, batch_transform: BatchTransform | None = None) -> dict[str, float]:
     """Train for one epoch of ``steps_per_epoch`` optimiser steps.
 
     Args:
@@ -93,6 +95,9 @@ def train_one_epoch(model: nn.Module, objective: Objective, loader: Iterable, op
         model_inputs: batch keys passed to the model as keyword arguments when present.
         log_every: TensorBoard per-step scalars every N optimiser steps.
         last_checkpoint: path quoted if the loss becomes non-finite.
+        batch_transform: optional ``batch -> batch`` applied on the device before the forward pass
+            (outside autocast), e.g. :meth:`snappix.data.mixup.VideoMixup.batch_transform`, which mixes
+            the raw clip and adds a soft ``target`` (mixup before the sensor, which is inside the model).
 
     Returns:
         epoch means over all ranks: ``loss`` and the objective's metrics (weighted by batch size),
@@ -142,6 +147,8 @@ def train_one_epoch(model: nn.Module, objective: Objective, loader: Iterable, op
             lr, min_lr, wd = _lr_range(optimizer)
 
         batch = move_to_device(batch, device)
+        if batch_transform is not None:
+            batch = batch_transform(batch)
         with scaler.accumulation_context(model, update):
             with autocast(device, precision):
                 outputs = forward(model, batch, model_inputs)

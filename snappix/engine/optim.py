@@ -122,6 +122,10 @@ def param_groups(model: nn.Module, weight_decay: float, skip: Iterable[str] | No
         num_layers: transformer depth ``L``; default ``model.get_num_layers()`` or ``len(model.blocks)``.
         layer_id_fn: ``(name, L) -> id`` in ``0..L+1``; default :func:`vit_layer_id`.
 
+    A model may also declare per-parameter lr multipliers with ``lr_scales() -> {name: scale}``
+    (e.g. the TPAMI'23 exposure pattern trains at ``1/sigma`` times the lr); those parameters get
+    their own group with ``lr_scale`` multiplied by it.
+
     Returns:
         list of dicts with ``params``, ``param_names``, ``name``, ``weight_decay``, ``wd_scale``
         (1.0 / 0.0) and ``lr_scale``; empty groups are dropped.
@@ -134,6 +138,7 @@ def param_groups(model: nn.Module, weight_decay: float, skip: Iterable[str] | No
             raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
         num_layers = _num_layers(module) if num_layers is None else num_layers
         layer_id_fn = layer_id_fn or vit_layer_id
+    extra_scales = module.lr_scales() if callable(getattr(module, "lr_scales", None)) else {}
     groups: dict[str, dict] = {}
     for name, p in module.named_parameters():
         if not p.requires_grad:
@@ -145,6 +150,8 @@ def param_groups(model: nn.Module, weight_decay: float, skip: Iterable[str] | No
             gname, lr_scale = f"layer_{layer}_{kind}", float(layer_decay ** (num_layers + 1 - layer))
         else:
             gname, lr_scale = kind, 1.0
+        if name in extra_scales:
+            gname, lr_scale = f"{gname}_lr_x{extra_scales[name]:.6g}", lr_scale * float(extra_scales[name])
         g = groups.setdefault(gname, {"name": gname, "params": [], "param_names": [],
                                       "weight_decay": 0.0 if no_decay else weight_decay,
                                       "wd_scale": 0.0 if no_decay else 1.0, "lr_scale": lr_scale})

@@ -63,13 +63,15 @@ def build_loader(dataset: Dataset, args: argparse.Namespace, info: D.DistInfo, t
 
 def fit(args: argparse.Namespace, info: D.DistInfo, model: nn.Module, objective: Callable, loader: DataLoader,
         sampler: Any = None, eval_fn: EvalFn | None = None, model_inputs=("encoder_mask", "decoder_mask"),
-        skip_weight_decay: set[str] | None = None) -> dict:
+        skip_weight_decay: set[str] | None = None, batch_transform: Callable[[dict], dict] | None = None) -> dict:
     """Train ``model`` with ``objective`` for ``args.epochs`` epochs, resuming where a run stopped.
 
     ``args`` is the namespace from :func:`snappix.engine.args.parse_args` (optimiser, schedule,
     precision, checkpoint, distributed and logging groups). Checkpoints: ``checkpoint-latest.pth``
     every epoch, ``checkpoint-{epoch}.pth`` every ``save_ckpt_freq`` and at the end; evaluation every
-    ``eval_freq`` epochs and after the last one when ``eval_fn`` is given.
+    ``eval_freq`` epochs and after the last one when ``eval_fn`` is given. ``batch_transform`` (e.g.
+    :meth:`snappix.data.mixup.VideoMixup.batch_transform`) is passed to
+    :func:`~snappix.engine.loop.train_one_epoch` and runs on each training batch before the forward pass.
 
     Returns:
         ``{"start_epoch", "train": {epoch: stats}, "val": {epoch: metrics}, "model": unwrapped model}``.
@@ -118,7 +120,8 @@ def fit(args: argparse.Namespace, info: D.DistInfo, model: nn.Module, objective:
                 loader.generator.manual_seed(args.seed + info.rank + 100_003 * epoch)  # so a resume replays it
             stats = train_one_epoch(model, objective, loader, optimizer, info.device, epoch, lr_s, wd_s, steps,
                                     precision, args.acc_iters, args.clip_grad, logger, scaler=scaler,
-                                    last_checkpoint=C.latest_checkpoint(args.output_dir), model_inputs=model_inputs)
+                                    last_checkpoint=C.latest_checkpoint(args.output_dir), model_inputs=model_inputs,
+                                    batch_transform=batch_transform)
             history["train"][epoch] = stats
             val = None
             last = epoch + 1 == args.epochs

@@ -23,3 +23,9 @@ def build_objective(task: str, tubelet_size: int, patch_size: int, normalize_tar
     if task == "reconstruction":
         return CodedReconstructionLoss(tubelet_size, patch_size)
     raise ValueError(f"unknown task {task!r}; valid: pretrain, reconstruction")
+
+
+# Finetuning / evaluation: cross-entropy with label smoothing or mixup soft targets, top-1/top-5.
+from .classification import ClassificationLoss, topk_accuracy  # noqa: E402
+
+__all__ += ["ClassificationLoss", "topk_accuracy"]
