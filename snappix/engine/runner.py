@@ -63,7 +63,7 @@ def build_loader(dataset: Dataset, args: argparse.Namespace, info: D.DistInfo, t
 
 def fit(args: argparse.Namespace, info: D.DistInfo, model: nn.Module, objective: Callable, loader: DataLoader,
         sampler: Any = None, eval_fn: EvalFn | None = None, model_inputs=("encoder_mask", "decoder_mask"),
-        skip_weight_decay: set[str] | None = None, batch_transform: Callable[[dict], dict] | None = None) -> dict:
+        skip_weight_decay: set[str] | None = None, best_metric: str | None = None, batch_transform: Callable[[dict], dict] | None = None) -> dict:
     """Train ``model`` with ``objective`` for ``args.epochs`` epochs, resuming where a run stopped.
 
     ``args`` is the namespace from :func:`snappix.engine.args.parse_args` (optimiser, schedule,
@@ -73,8 +73,12 @@ def fit(args: argparse.Namespace, info: D.DistInfo, model: nn.Module, objective:
     :meth:`snappix.data.mixup.VideoMixup.batch_transform`) is passed to
     :func:`~snappix.engine.loop.train_one_epoch` and runs on each training batch before the forward pass.
 
+    With ``best_metric`` (a key of ``eval_fn``'s metrics, higher is better) ``checkpoint-best.pth``
+    is written whenever it improves; the best value survives resumes (kept in the checkpoint).
+
     Returns:
-        ``{"start_epoch", "train": {epoch: stats}, "val": {epoch: metrics}, "model": unwrapped model}``.
+        ``{"start_epoch", "train": {epoch: stats}, "val": {epoch: metrics}, "best": value or None,
+        "model": unwrapped model}``.
 
     Raises:
         snappix.engine.precision.NonFiniteLossError: a NaN/inf loss (the last good checkpoint is named
@@ -109,7 +113,8 @@ def fit(args: argparse.Namespace, info: D.DistInfo, model: nn.Module, objective:
         res = C.resume(model, optimizer, scaler, args.output_dir, args.resume, args.auto_resume)
     if res.path:
         log.info("resumed from %s: starting at epoch %d", res.path, res.start_epoch)
-    history: dict = {"start_epoch": res.start_epoch, "train": {}, "val": {}}
+    best = res.state.get("best_value") if res.state else None
+    history: dict = {"start_epoch": res.start_epoch, "train": {}, "val": {}, "best": best}
     with RunLogger(args.output_dir, args.log_dir, progress=args.progress) as logger:
         for epoch in range(res.start_epoch, args.epochs):
             if sampler is not None:
@@ -128,12 +133,17 @@ def fit(args: argparse.Namespace, info: D.DistInfo, model: nn.Module, objective:
             if eval_fn is not None and (last or (args.eval_freq and (epoch + 1) % args.eval_freq == 0)):
                 val = eval_fn(model, epoch, logger)
                 history["val"][epoch] = val
+            improved = bool(best_metric and val and (best is None or val[best_metric] > best))
+            if improved:
+                best = history["best"] = val[best_metric]
+                log.info("epoch %d: best %s so far: %.4f", epoch, best_metric, best)
             logger.log_epoch(epoch, train=stats, val=val)
             if args.enable_deepspeed:
                 DSU.save_deepspeed_checkpoint(model, args.output_dir, epoch, stats["global_step"],
-                                              A.config_dict(args), args.epochs, args.save_ckpt_freq)
+                                              A.config_dict(args), args.epochs, args.save_ckpt_freq, best=improved)
             elif args.output_dir:
                 C.save_checkpoint(args.output_dir, model, optimizer, scaler, epoch, stats["global_step"],
-                                  A.config_dict(args), args.epochs, args.save_ckpt_freq)
+                                  A.config_dict(args), args.epochs, args.save_ckpt_freq, best=improved,
+                                  extra={"best_metric": best_metric, "best_value": best})
     history["model"] = D.unwrap_model(model)
     return history
