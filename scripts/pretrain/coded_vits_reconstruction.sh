@@ -4,7 +4,7 @@
 #   GPUS=2 OUTPUT_DIR=out/recon_decor_fix DATA_PATH=lists/SSV2_recon/train.csv VAL_PATH=lists/SSV2_recon/val.csv \
 #   DATA_ROOT=/data PATTERN_DIR=patterns CODED_TYPE=decor_fix bash scripts/pretrain/coded_vits_reconstruction.sh
 set -euo pipefail
-source "$(dirname "$0")/_launch.sh"
+source "$(dirname "$0")/../_launch.sh"
 GPUS=${GPUS:-2}
 require OUTPUT_DIR "where checkpoints and logs go"
 require DATA_PATH "training list (path 0 -1 rows)"

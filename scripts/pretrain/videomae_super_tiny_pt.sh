@@ -4,7 +4,7 @@
 #   GPUS=4 OUTPUT_DIR=out/videomae_super_tiny_pt DATA_PATH=lists/pretrained_combine.csv DATA_ROOT=/data \
 #   bash scripts/pretrain/videomae_super_tiny_pt.sh [extra flags]
 set -euo pipefail
-source "$(dirname "$0")/_launch.sh"
+source "$(dirname "$0")/../_launch.sh"
 GPUS=${GPUS:-4}
 require OUTPUT_DIR "where checkpoints and logs go"
 require DATA_PATH "pretraining list (path 0 -1 rows)"

@@ -5,7 +5,7 @@
 #   PATTERN=patterns/pattern_4.pth bash scripts/pretrain/vits_pt.sh [extra flags]
 # CODED_TYPE (default decor_fix) selects the exposure pattern; extra flags override the config.
 set -euo pipefail
-source "$(dirname "$0")/_launch.sh"
+source "$(dirname "$0")/../_launch.sh"
 GPUS=${GPUS:-4}
 require OUTPUT_DIR "where checkpoints and logs go"
 require DATA_PATH "pretraining list (path 0 -1 rows, e.g. dataset/combine_pretrained.py output)"

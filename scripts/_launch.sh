@@ -1,7 +1,7 @@
-# Sourced by the pretraining launchers: torchrun on $GPUS processes (1 node; set NNODES/NODE_RANK/
+# Sourced by the launchers in scripts/*/: torchrun on $GPUS processes (1 node; set NNODES/NODE_RANK/
 # MASTER_ADDR/MASTER_PORT for more), every path quoted so folders with spaces work.
 # Usage inside a launcher: launch run_pretraining.py --config CONFIG [flags...] "$@"
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 GPUS=${GPUS:-1}
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}

@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# UCF precise evaluation of c3d_ucf (3 temporal x 3 spatial views, the field's protocol for UCF;
+# override with SEGMENTS / CROPS). Environment as in scripts/precise_val/eval.sh.
+exec bash "$(dirname "$0")/../eval.sh" c3d_ucf "${SEGMENTS:-3}" "${CROPS:-3}" "$@"
