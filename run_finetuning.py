@@ -29,7 +29,7 @@ from snappix.engine import distributed as D
 from snappix.engine.loop import evaluate
 from snappix.engine.multiview import multiview_test
 from snappix.engine.runner import build_loader, fit
-from snappix.models.convert import load_pretrained
+from snappix.engine.pretrained import load_pretrained
 from snappix.models.registry import resolve_model_name
 from snappix.objectives import ClassificationLoss
 

@@ -5,7 +5,7 @@ preprocessed to linear grey with short side 112, one 16-frame window per video p
 offset (sampling rate 4), a 112 x 112 centre crop and no augmentation; validation windows are
 deterministic. This module provides exactly that, plus:
 
-* ``preprocess="snappix"``: apply the SnapPix preprocessing (:func:`snappix.tools.preprocess.preprocess_frame`:
+* ``preprocess="snappix"``: apply the SnapPix preprocessing (:func:`snappix.data.preprocessing.preprocess_frame`:
   sRGB -> linear LUT, short side ``short_side``, BGR2GRAY) to raw videos at load time, so raw clips can be
   used without writing preprocessed files first; ``"none"``: the videos are already preprocessed, the
   grey value is channel 0 (SnapPix's loader);
@@ -141,7 +141,7 @@ class GreyClipSource:
         """``(T, H, W, 3)`` uint8 RGB -> ``(T, h, w)`` uint8 grey (preprocessed or channel 0)."""
         if self.preprocess == "none":
             return rgb[..., 0]
-        from snappix.tools.preprocess import preprocess_frame
+        from snappix.data.preprocessing import preprocess_frame
 
         return np.stack([preprocess_frame(np.ascontiguousarray(f[..., ::-1]), self.short_side) for f in rgb])
 

@@ -151,7 +151,7 @@ class C3D(nn.Module):
 
     def remap_state_dict(self, state: dict) -> dict:
         """SnapPix C3D keys -> ours (:func:`snappix_cnn_key_map`); called by
-        :func:`~snappix.models.convert.load_pretrained`."""
+        :func:`~snappix.engine.pretrained.load_pretrained`."""
         out = {}
         for k, v in state.items():
             new = snappix_cnn_key_map(k)

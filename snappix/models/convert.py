@@ -36,11 +36,11 @@ One converter for every source (SnapPix DAC'25 §5.1 "loading the pretrained che
    resampled with :func:`~snappix.models.pos_embed.interpolate_pos_embed`; a patch embedding of RGB
    weights loaded into a grey model is summed over the colour axis (grey replicated to 3 channels gives the
    same response), and grey weights into an RGB model are divided by 3 and repeated.
-7. **Load** with :func:`snappix.engine.checkpoint.load_state_dict_report`: missing, unexpected and
+7. **Load** with :func:`snappix.engine.pretrained.load_pretrained` (via ``engine.checkpoint.load_state_dict_report``): missing, unexpected and
    shape-mismatched keys (e.g. a head with another class count: skipped, kept at init) are logged and
    returned.
 
-Checkpoint files are read with :func:`snappix.engine.checkpoint.load_checkpoint` (``weights_only=True``).
+Checkpoint files are read by :func:`snappix.engine.pretrained.load_pretrained` (``weights_only=True``).
 VideoMAE, VideoMAEv2 and SnapPix checkpoints pickle an ``argparse.Namespace`` next to the weights, which
 the safe loader refuses: pass ``trusted=True`` for files you trust (the error says so).
 """
@@ -49,18 +49,15 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from snappix.engine.checkpoint import CheckpointError, LoadReport, load_checkpoint, load_state_dict_report
-from snappix.engine.distributed import is_main_process, unwrap_model
 from snappix.models.pos_embed import interpolate_pos_embed
 
-__all__ = ["ConversionReport", "convert_state_dict", "load_pretrained", "DECODER_KEYS", "SENSOR_KEYS"]
+__all__ = ["ConversionReport", "convert_state_dict", "DECODER_KEYS", "SENSOR_KEYS"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +72,7 @@ DEFAULT_MODEL_KEYS = ("model", "module", "state_dict")
 
 @dataclass
 class ConversionReport:
-    """What :func:`convert_state_dict` / :func:`load_pretrained` did.
+    """What :func:`convert_state_dict` / :func:`snappix.engine.pretrained.load_pretrained` did.
 
     Attributes:
         missing: model keys not loaded (kept at their initialisation), including the shape-mismatched ones.
@@ -183,12 +180,12 @@ def convert_state_dict(model: nn.Module, state: Mapping[str, Any], *, model_keys
 
     Returns:
         ``(converted state dict, report)``; the report's ``missing`` / ``unexpected`` / ``mismatched`` are
-        filled by :func:`load_pretrained`, not here.
+        filled by :func:`snappix.engine.pretrained.load_pretrained`, not here.
 
     Raises:
         ValueError: a learned position table whose grid cannot be inferred.
     """
-    module = unwrap_model(model)
+    module = getattr(model, "module", model)  # DDP / DeepSpeed wrappers
     report = report or ConversionReport()
     own = module.state_dict()
     own_params = dict(module.named_parameters())
@@ -284,51 +281,3 @@ def _check_pattern(module: nn.Module, converted: Mapping[str, torch.Tensor], rep
         differ = int((old != new).sum())
         report.adapted.append(f"sensor.logits: the checkpoint's exposure pattern replaces the model's "
                               f"({differ} of {old.numel()} slots differ)")
-
-
-def load_pretrained(model: nn.Module, path: str | os.PathLike | Mapping[str, Any], trusted: bool = False, *,
-                    strict: bool = False, verbose: bool = True, **convert_kwargs) -> ConversionReport:
-    """Load pretrained weights from a checkpoint file (or an in-memory checkpoint) into ``model``.
-
-    Args:
-        model: the classifier to initialise (e.g. ``coded_vit_small_patch8_112``), possibly DDP-wrapped.
-        path: a checkpoint file (ours, VideoMAE, VideoMAEv2, SnapPix) or an already loaded dict.
-        trusted: read the file with ``weights_only=False``; required for foreign checkpoints that pickle an
-            ``argparse.Namespace`` (VideoMAE / VideoMAEv2 / SnapPix). Only for files you trust.
-        strict: raise ``RuntimeError`` if anything is missing, unexpected or mismatched.
-        verbose: print the summary (main process only); it is also logged.
-        **convert_kwargs: forwarded to :func:`convert_state_dict` (``norm_to_fc_norm``, ``old_grid``, ...).
-
-    Returns:
-        :class:`ConversionReport` with ``missing`` / ``unexpected`` / ``mismatched`` keys filled.
-        Finetuning a SnapPix / our coded MAE checkpoint into a coded ViT leaves only ``fc_norm.*`` and
-        ``head.*`` missing.
-
-    Raises:
-        CheckpointError: an unreadable file, or (without ``trusted``) one that holds pickled objects; the
-            message says to pass ``trusted=True``.
-        ValueError: see :func:`convert_state_dict`.
-        RuntimeError: ``strict`` and the weights do not match.
-    """
-    if isinstance(path, Mapping):
-        state, source = path, "<state dict>"
-    else:
-        source = os.fspath(path)
-        try:
-            state = load_checkpoint(source, trusted=trusted)
-        except CheckpointError as e:
-            if trusted or not os.path.isfile(source):
-                raise
-            raise CheckpointError(f"{e}. Foreign VideoMAE / VideoMAEv2 / SnapPix checkpoints pickle an "
-                                  f"argparse.Namespace with the weights: if you trust this file, load it with "
-                                  f"load_pretrained(model, path, trusted=True)") from e
-    converted, report = convert_state_dict(model, state, report=ConversionReport(source=source), **convert_kwargs)
-    result: LoadReport = load_state_dict_report(model, converted, strip_prefixes=(), strict=False)
-    report.missing, report.unexpected, report.mismatched = result.missing, result.unexpected, result.mismatched
-    text = report.summary()
-    log.info("%s", text)
-    if verbose and is_main_process():
-        print(text, flush=True)
-    if strict and not report.ok:
-        raise RuntimeError(f"pretrained weights do not match the model:\n{text}")
-    return report
