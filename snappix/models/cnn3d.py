@@ -65,7 +65,20 @@ def snappix_cnn_key_map(key: str) -> str | None:
     return key
 
 
-class C3D(nn.Module):
+class ConvClassifierHead:
+    """The fc6 -> fc7 head shared by C3D and SVC2D (SnapPix / TPAMI'23): needs ``fc6``, ``relu6``, ``drop``,
+    ``fc7`` and ``forward_features(video) -> (B, 8192)`` on the class that mixes it in."""
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, 8192)`` -> dropout -> fc6 -> ReLU -> dropout -> fc7: logits ``(B, K)``."""
+        return self.fc7(self.drop(self.relu6(self.fc6(self.drop(features)))))
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T, H, W)`` in [0, 1] -> class logits ``(B, K)`` (no log-softmax; the loss applies it)."""
+        return self.forward_head(self.forward_features(video))
+
+
+class C3D(ConvClassifierHead, nn.Module):
     """C3D classifier on the full clip; SnapPix's ``c3d`` baseline (62.85 M parameters with 400 classes).
 
     Args:
@@ -166,11 +179,3 @@ class C3D(nn.Module):
         for stage in self.blocks:
             x = stage(x)
         return x.flatten(1)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """``(B, 8192)`` -> dropout -> fc6 -> ReLU -> dropout -> fc7: logits ``(B, K)``."""
-        return self.fc7(self.drop(self.relu6(self.fc6(self.drop(features)))))
-
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T, H, W)`` in [0, 1] -> class logits ``(B, K)`` (no log-softmax; see the module docstring)."""
-        return self.forward_head(self.forward_features(video))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snappix.models.classifiers import InputNorm, _pair, check_clip, sensor_lr_scales, sensor_param_names
-from snappix.models.cnn3d import STAGES, WIDTHS, _pool_out, snappix_cnn_key_map
+from snappix.models.cnn3d import STAGES, WIDTHS, ConvClassifierHead, _pool_out, snappix_cnn_key_map
 from snappix.sensor import K710_SSV2_MEAN, K710_SSV2_STD, IdentitySensor, build_sensor
 
 __all__ = ["PatternConv", "SVC2D", "ANCHORS"]
@@ -123,7 +123,7 @@ class PatternConv(nn.Module):
                 f"tile_size={self.tile_size}, anchor={self.anchor!r}, bias={self.bias is not None}")
 
 
-class SVC2D(nn.Module):
+class SVC2D(ConvClassifierHead, nn.Module):
     """SVC2D (TPAMI'23 ``C2DPt``) on one coded image; SnapPix's ``svc2d`` baseline (44.46 M parameters, 400 classes).
 
     Args:
@@ -249,10 +249,3 @@ class SVC2D(nn.Module):
             x = stage(x)
         return x.flatten(1)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """``(B, 8192)`` -> dropout -> fc6 -> ReLU -> dropout -> fc7: logits ``(B, K)``."""
-        return self.fc7(self.drop(self.relu6(self.fc6(self.drop(features)))))
-
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T, H, W)`` in [0, 1] -> class logits ``(B, K)`` (no log-softmax)."""
-        return self.forward_head(self.forward_features(video))
