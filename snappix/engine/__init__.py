@@ -12,14 +12,16 @@ from .checkpoint import (CheckpointError, ResumeInfo, atomic_save, find_resume_c
 from .distributed import (DistInfo, all_gather_object, all_reduce_mean, all_reduce_sum, barrier, get_rank,
                           get_world_size, init_distributed, is_dist_avail_and_initialized, is_main_process,
                           seed_everything, unwrap_model, wrap_ddp)
+from .loader_guard import DataLoaderError
 from .logging import MetricMeter, RunLogger
-from .loop import evaluate, train_one_epoch
+from .loop import NonFiniteBudget, evaluate, train_one_epoch
 from .optim import create_optimizer, param_groups, scaled_lr, scaled_lrs
 from .precision import LossScaler, NonFiniteLossError, autocast, resolve_precision
 from .schedules import build_schedules, cosine_schedule
 
 __all__ = [
-    "CheckpointError", "DistInfo", "LossScaler", "MetricMeter", "NonFiniteLossError", "ResumeInfo", "RunLogger",
+    "CheckpointError", "DataLoaderError", "DistInfo", "LossScaler", "MetricMeter", "NonFiniteBudget",
+    "NonFiniteLossError", "ResumeInfo", "RunLogger",
     "all_gather_object", "all_reduce_mean", "all_reduce_sum", "atomic_save", "autocast", "barrier",
     "build_schedules", "cosine_schedule", "create_optimizer", "evaluate", "find_resume_checkpoint", "get_rank",
     "get_world_size", "init_distributed", "is_dist_avail_and_initialized", "is_main_process", "load_checkpoint",

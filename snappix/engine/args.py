@@ -89,7 +89,7 @@ def add_config_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def add_data_args(parser: argparse.ArgumentParser, **defaults):
-    """Data and loader flags: list file, root, clip geometry, batch, workers."""
+    """Data and loader flags: list file, root, clip geometry, batch, workers, loader timeout, data check."""
     g = parser.add_argument_group("data")
     g.add_argument("--data_path", default=None, help="list file (VideoMAE/SnapPix format)")
     g.add_argument("--data_root", default="", help="prefix joined to the paths of the list")
@@ -100,6 +100,17 @@ def add_data_args(parser: argparse.ArgumentParser, **defaults):
     g.add_argument("--batch_size", type=int, default=64, help="videos per process and micro-batch")
     g.add_argument("--num_workers", type=int, default=10, help="DataLoader workers per process")
     add_bool_arg(g, "--pin_mem", default=True, negative="--no_pin_mem", help="pin host memory in the DataLoader")
+    add_bool_arg(g, "--cache_videos", default=False,
+                 help="decode each video once and keep its frames in memory (per process and worker; small "
+                      "datasets only: the quickstart's 320 clips take about 260 MB); sampling is unchanged")
+    g.add_argument("--loader_timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="a DataLoader worker that delivers no batch for this long is reported with the item it "
+                        "is loading and the run stops (0: wait forever; only with --num_workers > 0)")
+    add_bool_arg(g, "--check_data", default=False,
+                 help="run the data doctor (python -m snappix.tools.check_data) on the lists first and stop on "
+                      "bad rows; reports go to output_dir/data_check/")
+    add_bool_arg(g, "--check_data_deep", default=False,
+                 help="with --check_data: decode every frame of every video (slow), not only the headers")
     _override(parser, g, defaults)
     return g
 
@@ -148,10 +159,13 @@ def add_schedule_args(parser: argparse.ArgumentParser, **defaults):
 
 
 def add_precision_args(parser: argparse.ArgumentParser, **defaults):
-    """``--precision {bf16,fp16,fp32}``."""
+    """``--precision {bf16,fp16,fp32}`` and ``--skip_nonfinite N``."""
     g = parser.add_argument_group("precision")
     g.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"],
                    help="autocast dtype; fp16 adds a GradScaler (GPU only)")
+    g.add_argument("--skip_nonfinite", type=int, default=0, metavar="N",
+                   help="skip (and log) up to N optimiser steps whose loss is NaN/inf over the run; the next "
+                        "one stops it (0: the first one stops it)")
     _override(parser, g, defaults)
     return g
 

@@ -23,6 +23,7 @@ Contents are plain data only, so ``torch.load(path, weights_only=True)`` works (
 from __future__ import annotations
 
 import datetime
+import errno
 import logging
 import os
 import random
@@ -37,7 +38,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .distributed import all_gather_object, barrier, get_rank, get_world_size, is_main_process, unwrap_model
+from .distributed import (all_gather_object, broadcast_object, get_rank, get_world_size, is_main_process,
+                          unwrap_model)
+from .faults import inject
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +126,7 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: str, write: Callable[[Any], None]) -> None:
+def _atomic_write(path: str, write: Callable[[Any], None], fault_context: Mapping[str, Any] | None = None) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -132,6 +135,8 @@ def _atomic_write(path: str, write: Callable[[Any], None]) -> None:
         with open(tmp, "wb") as f:
             write(f)
             f.flush()
+            if fault_context is not None:  # tests only: SNAPPIX_FAULT_INJECT="save:kill@epoch=N"
+                inject("save", **fault_context)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except Exception as e:
@@ -140,7 +145,10 @@ def _atomic_write(path: str, write: Callable[[Any], None]) -> None:
         except FileNotFoundError:
             pass
         kept = "the previous file is unchanged" if os.path.exists(path) else "no file was written"
-        raise CheckpointError(f"could not save checkpoint {path}: {type(e).__name__}: {e}; {kept}") from e
+        hint = ""
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            hint = f" (disk full: free space in {directory} or point --output_dir elsewhere, then resume)"
+        raise CheckpointError(f"could not save checkpoint {path}: {type(e).__name__}: {e}; {kept}{hint}") from e
     except BaseException:  # KeyboardInterrupt etc.: clean up, re-raise as is
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -148,14 +156,17 @@ def _atomic_write(path: str, write: Callable[[Any], None]) -> None:
     _fsync_dir(directory)
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+def atomic_save(obj: Any, path: str | os.PathLike, fault_context: Mapping[str, Any] | None = None) -> None:
     """``torch.save(obj)`` to ``path`` atomically (temp file in the same dir, fsync, ``os.replace``).
 
+    Args:
+        fault_context: context for the ``save`` point of :mod:`snappix.engine.faults` (tests only).
+
     Raises:
-        CheckpointError: the write failed; the temporary file is removed and an existing ``path``
-            is left as it was.
+        CheckpointError: the write failed (disk full, permissions, ...); the temporary file is removed
+            and an existing ``path`` is left as it was.
     """
-    _atomic_write(os.fspath(path), lambda f: torch.save(obj, f))
+    _atomic_write(os.fspath(path), lambda f: torch.save(obj, f), fault_context)
 
 
 def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
@@ -166,29 +177,66 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     _atomic_write(os.fspath(dst), write)
 
 
+def foreign_safe_globals() -> list:
+    """The allow-list used with ``trusted=True`` (``--trust_checkpoint``), on top of torch's own
+    plain-data types: ``argparse.Namespace`` (VideoMAE / VideoMAEv2 / SnapPix pickled their flags in
+    ``args``) and what rebuilds plain numeric numpy arrays and scalars (``np.float64`` metrics)."""
+    reconstruct = np._core.multiarray._reconstruct if hasattr(np, "_core") else np.core.multiarray._reconstruct
+    scalar = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar
+    allowed: list = [Namespace, np.ndarray, np.dtype,
+                     (reconstruct, "numpy.core.multiarray._reconstruct"),
+                     (reconstruct, "numpy._core.multiarray._reconstruct"),
+                     (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
+    for t in (np.float16, np.float32, np.float64, np.int8, np.uint8, np.int16, np.int32, np.int64, np.bool_):
+        allowed.append(type(np.dtype(t)))
+    return allowed
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", trusted: bool = False) -> dict:
-    """``torch.load(path, weights_only=not trusted)``.
+    """Read a checkpoint with ``torch.load(path, weights_only=True)``: nothing in the file is executed.
 
     Args:
-        trusted: allow arbitrary pickled objects (needed for foreign VideoMAE/SnapPix checkpoints that
-            contain an ``argparse.Namespace``); only for files you trust.
+        path: the checkpoint file.
+        map_location: passed to ``torch.load``.
+        trusted: also allow the globals of :func:`foreign_safe_globals` (``argparse.Namespace`` and
+            numeric numpy values), which foreign VideoMAE / VideoMAEv2 / SnapPix checkpoints pickled
+            next to their weights (``--trust_checkpoint``). Still ``weights_only=True``: a file that
+            needs any other global (``os.system``, ``builtins.eval``, ...) is refused.
+
+    Returns:
+        the checkpoint dict (tensors on ``map_location``).
 
     Raises:
-        CheckpointError: missing, truncated or unreadable file, or non-plain content without ``trusted``.
+        CheckpointError: missing, truncated or unreadable file; a global outside the allow-list (the
+            message names it and, when ``trusted`` would help, says to pass ``--trust_checkpoint``);
+            content that is not a dict.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} does not exist" if not os.path.isdir(path)
+                              else f"checkpoint {path} is a directory, not a file")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=not trusted)
+        with torch.serialization.safe_globals(foreign_safe_globals() if trusted else []):
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        hint = ""
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            hint = (" (it holds non-tensor objects such as argparse.Namespace: a foreign checkpoint; load it "
-                    "with trusted=True only if you trust the file)")
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        unsafe = next((ln for ln in lines if "Unsupported global" in ln or "unsupported GLOBAL" in ln), None)
+        if unsafe is not None:
+            reason = unsafe.split(" Please use")[0].split(" To allowlist")[0].rstrip(". ")
+            if not trusted and "argparse.Namespace" in unsafe:
+                hint = ("; it pickled an argparse.Namespace, as VideoMAE / VideoMAEv2 / SnapPix checkpoints do: "
+                        "if you trust this file, pass --trust_checkpoint (load_checkpoint(..., trusted=True)), "
+                        "which allows that class and numeric numpy values only")
+            elif trusted:
+                hint = ("; refused even with --trust_checkpoint: only argparse.Namespace and numeric numpy values "
+                        "are allowed beyond tensors and plain data")
+            else:
+                hint = "; only tensors and plain data are allowed (weights_only=True)"
+            raise CheckpointError(f"refusing to load checkpoint {path}: {reason}{hint}. Nothing in the file was "
+                                  f"executed") from e
         reason = next((ln for ln in lines if "WeightsUnpickler error" in ln), lines[0] if lines else "")
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {reason}{hint}") from e
+        raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a torch checkpoint?): "
+                              f"{type(e).__name__}: {reason}") from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict")
     return obj
@@ -245,6 +293,32 @@ def checkpoint_names(epoch: int, num_epochs: int | None = None, save_ckpt_freq: 
     return tags
 
 
+_TEMPORARY = re.compile(r"^checkpoint-[^/]*\.pth\.tmp\.(\d+)$")
+
+
+def remove_stale_temporaries(output_dir: str | os.PathLike) -> list[str]:
+    """Delete ``checkpoint-*.pth.tmp.<pid>`` files left by a process killed mid-save (not this
+    process's own). They never hold a checkpoint name, so nothing is lost; this only frees the disk.
+
+    Returns:
+        the paths removed.
+    """
+    removed = []
+    if not os.path.isdir(output_dir):
+        return removed
+    for name in os.listdir(output_dir):
+        m = _TEMPORARY.match(name)
+        if m and int(m.group(1)) != os.getpid():
+            path = os.path.join(output_dir, name)
+            try:
+                os.remove(path)
+            except OSError:
+                continue
+            removed.append(path)
+            log.info("removed %s, left by an interrupted save", path)
+    return removed
+
+
 def save_checkpoint(output_dir: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None,
                     scaler: Any, epoch: int, global_step: int, config: Any = None, num_epochs: int | None = None,
                     save_ckpt_freq: int | None = None, best: bool = False, latest: bool = True,
@@ -262,13 +336,14 @@ def save_checkpoint(output_dir: str | os.PathLike, model: nn.Module, optimizer: 
     written: list[str] = []
     error: Exception | None = None
     if is_main_process():
+        remove_stale_temporaries(output_dir)
         try:
             tags = checkpoint_names(epoch, num_epochs, save_ckpt_freq, best, latest)
             first = None
             for tag in tags:
                 path = checkpoint_path(output_dir, tag)
                 if first is None:
-                    atomic_save(state, path)
+                    atomic_save(state, path, fault_context={"epoch": int(epoch)})
                     first = path
                 else:
                     atomic_copy(first, path)
@@ -276,9 +351,12 @@ def save_checkpoint(output_dir: str | os.PathLike, model: nn.Module, optimizer: 
             log.info("saved %s", ", ".join(written))
         except CheckpointError as e:
             error = e
-    barrier()
+    # every rank learns about a failed write (and waits for rank 0 as a barrier would), so all stop
+    message = broadcast_object(str(error) if error is not None else None)
     if error is not None:
         raise error
+    if message is not None:
+        raise CheckpointError(f"rank 0 failed to save the checkpoint: {message}")
     return written
 
 

@@ -27,6 +27,42 @@ log = logging.getLogger(__name__)
 LOG_FILE = "log.txt"
 
 
+def rewind_log(output_dir: str | None, start_epoch: int) -> int:
+    """Drop the ``log.txt`` rows of epochs ``>= start_epoch`` (and lines cut short by a crash) before a
+    resumed run redoes those epochs, so each epoch is logged once. Rank 0 only; atomic rewrite.
+
+    A run killed after logging an epoch but before its checkpoint was saved redoes that epoch; without
+    this its row would appear twice.
+
+    Returns:
+        the number of lines dropped.
+    """
+    if not output_dir or not is_main_process():
+        return 0
+    path = os.path.join(output_dir, LOG_FILE)
+    if not os.path.isfile(path):
+        return 0
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    keep = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if not line.endswith("\n") or (isinstance(row, dict) and int(row.get("epoch", -1)) >= start_epoch):
+            continue
+        keep.append(line)
+    dropped = len(lines) - len(keep)
+    if dropped:
+        tmp = f"{path}.tmp.{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(keep)
+        os.replace(tmp, path)
+        log.warning("%s: dropped %d rows of epochs >= %d, which this run redoes", path, dropped, start_epoch)
+    return dropped
+
+
 def _number(v: Any) -> Any:
     if isinstance(v, torch.Tensor):
         v = v.detach().float().item() if v.numel() == 1 else v.tolist()

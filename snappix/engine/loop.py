@@ -24,7 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .distributed import all_reduce_mean, all_reduce_sum
+from .distributed import all_reduce_mean, all_reduce_sum, get_rank, is_dist_avail_and_initialized
+from .faults import inject
+from .loader_guard import loader_errors
 from .logging import MetricMeter, RunLogger
 from .optim import set_lr_wd
 from .precision import LossScaler, autocast, check_finite
@@ -61,6 +63,46 @@ def _substituted(batch: Mapping[str, Any]) -> int:
     return int(torch.as_tensor(sub).sum().item())
 
 
+class NonFiniteBudget:
+    """How many optimiser steps with a NaN/inf loss may be skipped over a run (``--skip_nonfinite N``).
+
+    Attributes:
+        limit: the allowed number of skipped steps (0: none; the first non-finite loss stops the run).
+        used: steps skipped so far (restored from the checkpoint on resume).
+        events: ``(epoch, step, lr, loss)`` of each step skipped in this process.
+    """
+
+    def __init__(self, limit: int = 0, used: int = 0):
+        if limit < 0:
+            raise ValueError(f"--skip_nonfinite must be >= 0, got {limit}")
+        self.limit, self.used = int(limit), int(used)
+        self.events: list[tuple[int, int, float, float]] = []
+
+    def take(self, loss: float, epoch: int, step: int, lr: float) -> bool:
+        """Spend one skip on this step (logging it) and return True, or False when none is left."""
+        if self.used >= self.limit:
+            return False
+        self.used += 1
+        self.events.append((epoch, step, lr, loss))
+        log.warning("loss is %s at epoch %d, optimizer step %d (lr %.4g): step skipped, %d of --skip_nonfinite %d "
+                    "used", loss, epoch, step, lr, self.used, self.limit)
+        return True
+
+    def exhausted_note(self) -> str:
+        return (f" --skip_nonfinite {self.limit}: all {self.used} allowed skips were used." if self.limit else "")
+
+
+def _agreed_loss(loss: torch.Tensor) -> float:
+    """``float(loss)``, or NaN on every rank when the loss of any rank is NaN/inf (so all ranks skip or
+    stop together instead of some waiting in a collective)."""
+    value = float(loss.detach().float().item())
+    if is_dist_avail_and_initialized():
+        bad = all_reduce_sum(0.0 if math.isfinite(value) else 1.0)
+        if bad and math.isfinite(value):
+            return float("nan")
+    return value
+
+
 def _lr_range(optimizer: torch.optim.Optimizer) -> tuple[float, float, float]:
     lrs = [g["lr"] for g in optimizer.param_groups]
     wds = [g["weight_decay"] for g in optimizer.param_groups if g.get("weight_decay", 0) > 0]
@@ -73,7 +115,8 @@ def train_one_epoch(model: nn.Module, objective: Objective, loader: Iterable, op
                     precision: str = "bf16", acc_iters: int = 1, clip_grad: float | None = None,
                     logger: RunLogger | None = None, scaler: LossScaler | None = None,
                     last_checkpoint: str | None = None, model_inputs: Sequence[str] = MODEL_INPUTS,
-                    log_every: int = 1, batch_transform: BatchTransform | None = None) -> dict[str, float]:
+                    log_every: int = 1, batch_transform: BatchTransform | None = None,
+                    skip_nonfinite: "NonFiniteBudget | int | None" = None) -> dict[str, float]:
     """Train for one epoch of ``steps_per_epoch`` optimiser steps.
 
     Args:
@@ -98,16 +141,24 @@ def train_one_epoch(model: nn.Module, objective: Objective, loader: Iterable, op
         batch_transform: optional ``batch -> batch`` applied on the device before the forward pass
             (outside autocast), e.g. :meth:`snappix.data.mixup.VideoMixup.batch_transform`, which mixes
             the raw clip and adds a soft ``target`` (mixup before the sensor, which is inside the model).
+        skip_nonfinite: a :class:`NonFiniteBudget` shared across epochs (``--skip_nonfinite N``), or an int
+            limit for this call; ``None``/0: the first non-finite loss stops the run. A skipped step runs
+            no backward, drops the step's accumulated gradients, does not step the optimiser, and is
+            logged (warning with epoch, step, lr); the schedule still advances.
 
     Returns:
         epoch means over all ranks: ``loss`` and the objective's metrics (weighted by batch size),
         ``grad_norm`` (finite steps only); plus ``lr`` / ``min_lr`` / ``weight_decay`` of the last step, ``loss_scale``,
         ``clips_per_s`` (all ranks), ``data_time_frac``, ``substituted`` (clips the data layer
         replaced, summed over ranks), ``steps``, ``skipped_steps`` (non-finite gradients: fp16
-        overflow), and ``global_step`` (the next step index).
+        overflow), ``nonfinite_skipped`` (steps skipped for a non-finite loss), and ``global_step`` (the
+        next step index).
 
     Raises:
-        NonFiniteLossError: NaN/inf loss; raised before its backward, the weights stay as they were.
+        NonFiniteLossError: NaN/inf loss on any rank (all ranks raise together) beyond the
+            ``skip_nonfinite`` budget; raised before its backward, the weights stay as they were.
+        DataLoaderError: a DataLoader worker died or hung past the loader's ``timeout``; the message
+            names the items the workers were loading.
     """
     if acc_iters < 1:
         raise ValueError(f"acc_iters must be >= 1, got {acc_iters}")
@@ -123,61 +174,78 @@ def train_one_epoch(model: nn.Module, objective: Objective, loader: Iterable, op
     clips, substituted, skipped, data_time = 0, 0, 0, 0.0
     update_losses: list[float] = []
     logger = logger or RunLogger(None, enabled=False)
+    budget = skip_nonfinite if isinstance(skip_nonfinite, NonFiniteBudget) else NonFiniteBudget(skip_nonfinite or 0)
     global_step = epoch * steps_per_epoch
     lr = wd = min_lr = 0.0
     scaler.zero_grad(optimizer)
 
     start = last = time.perf_counter()
     bar = logger.progress_bar(total=micro_total, desc=f"epoch {epoch}")
-    iterator = iter(loader)
-    done = 0
-    for micro in range(micro_total):
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            break
-        now = time.perf_counter()
-        data_time += now - last
-        step = micro // acc_iters
-        global_step = epoch * steps_per_epoch + step
-        update = (micro + 1) % acc_iters == 0
-        if micro % acc_iters == 0:
-            i = min(global_step, len(lr_schedule) - 1)
-            set_lr_wd(optimizer, float(lr_schedule[i]), None if wd_schedule is None else float(wd_schedule[i]))
-            lr, min_lr, wd = _lr_range(optimizer)
+    done = nonfinite_skipped = 0
+    dropped = False  # the current optimiser step was dropped: a skipped non-finite loss
+    norm = None
+    with loader_errors(loader):
+        iterator = iter(loader)
+        for micro in range(micro_total):
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                break
+            now = time.perf_counter()
+            data_time += now - last
+            step = micro // acc_iters
+            global_step = epoch * steps_per_epoch + step
+            update = (micro + 1) % acc_iters == 0
+            if micro % acc_iters == 0:
+                dropped = False
+                i = min(global_step, len(lr_schedule) - 1)
+                set_lr_wd(optimizer, float(lr_schedule[i]), None if wd_schedule is None else float(wd_schedule[i]))
+                lr, min_lr, wd = _lr_range(optimizer)
+            inject("train_step", epoch=epoch, step=global_step, rank=get_rank())  # tests only; no-op
 
-        batch = move_to_device(batch, device)
-        if batch_transform is not None:
-            batch = batch_transform(batch)
-        with scaler.accumulation_context(model, update):
-            with autocast(device, precision):
-                outputs = forward(model, batch, model_inputs)
-                loss, metrics = objective(outputs, batch)
-            loss_value = check_finite(loss, epoch=epoch, step=global_step, lr=lr, last_checkpoint=last_checkpoint)
-            norm = scaler(loss / acc_iters, optimizer, params, clip_grad=clip_grad, update=update)
-
-        n = _batch_size(batch)
-        clips += n
-        substituted += _substituted(batch)
-        meter.update(n=n, **{**(metrics or {}), "loss": loss_value})
-        update_losses.append(loss_value)
-        if update:
-            scaler.zero_grad(optimizer)
-            done += 1
-            if norm is not None and math.isfinite(norm):
-                step_meter.update(grad_norm=norm)
-            else:  # fp16 overflow: the GradScaler skipped this step
-                skipped += 1
-            if (step + 1) % log_every == 0:
-                logger.scalars({**(metrics or {}), "loss": float(np.mean(update_losses))}, global_step, "train")
-                logger.scalars({"lr": lr, "min_lr": min_lr, "weight_decay": wd, "grad_norm": norm,
-                                "loss_scale": scaler.loss_scale}, global_step, "opt")
-            update_losses.clear()
+            if not dropped:
+                batch = move_to_device(batch, device)
+                if batch_transform is not None:
+                    batch = batch_transform(batch)
+                with scaler.accumulation_context(model, update):
+                    with autocast(device, precision):
+                        outputs = forward(model, batch, model_inputs)
+                        loss, metrics = objective(outputs, batch)
+                    loss_value = _agreed_loss(loss)
+                    if math.isfinite(loss_value):
+                        norm = scaler(loss / acc_iters, optimizer, params, clip_grad=clip_grad, update=update)
+                    elif budget.take(loss_value, epoch, global_step, lr):
+                        dropped = True  # no backward; the step's accumulated gradients are dropped
+                        scaler.zero_grad(optimizer)
+                    else:
+                        check_finite(loss_value, epoch=epoch, step=global_step, lr=lr, last_checkpoint=last_checkpoint,
+                                     note=budget.exhausted_note())
+                if not dropped:
+                    n = _batch_size(batch)
+                    clips += n
+                    substituted += _substituted(batch)
+                    meter.update(n=n, **{**(metrics or {}), "loss": loss_value})
+                    update_losses.append(loss_value)
+            if update:
+                scaler.zero_grad(optimizer)
+                done += 1
+                if dropped:
+                    nonfinite_skipped += 1
+                elif norm is not None and math.isfinite(norm):
+                    step_meter.update(grad_norm=norm)
+                else:  # fp16 overflow: the GradScaler skipped this step
+                    skipped += 1
+                if (step + 1) % log_every == 0 and not dropped:
+                    logger.scalars({**(metrics or {}), "loss": float(np.mean(update_losses))}, global_step, "train")
+                    logger.scalars({"lr": lr, "min_lr": min_lr, "weight_decay": wd, "grad_norm": norm,
+                                    "loss_scale": scaler.loss_scale}, global_step, "opt")
+                update_losses.clear()
+                if bar is not None:
+                    bar.set_postfix_str(f"loss {meter.smoothed().get('loss', float('nan')):.4f} lr {lr:.3e}",
+                                        refresh=False)
             if bar is not None:
-                bar.set_postfix_str(f"loss {meter.smoothed().get('loss', float('nan')):.4f} lr {lr:.3e}", refresh=False)
-        if bar is not None:
-            bar.update(1)
-        last = time.perf_counter()
+                bar.update(1)
+            last = time.perf_counter()
 
     if bar is not None:
         bar.close()
@@ -192,7 +260,8 @@ def train_one_epoch(model: nn.Module, objective: Objective, loader: Iterable, op
              "clips_per_s": all_reduce_sum(float(clips)) / all_reduce_mean(elapsed),
              "data_time_frac": all_reduce_mean(data_time / elapsed),
              "substituted": int(all_reduce_sum(float(substituted))),
-             "steps": done, "skipped_steps": skipped, "global_step": epoch * steps_per_epoch + done}
+             "steps": done, "skipped_steps": skipped, "nonfinite_skipped": nonfinite_skipped,
+             "global_step": epoch * steps_per_epoch + done}
     logger.scalars({"clips_per_s": stats["clips_per_s"], "data_time_frac": stats["data_time_frac"]}, epoch, "perf")
     logger.scalars({"substituted": stats["substituted"]}, epoch, "data")
     return stats
@@ -216,15 +285,16 @@ def evaluate(model: nn.Module, objective: Objective, loader: Iterable, device: t
     total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
     if max_batches is not None and total is not None:
         total = min(total, max_batches)
-    for i, batch in enumerate(logger.progress(loader, total=total, desc=desc)):
-        if max_batches is not None and i >= max_batches:
-            break
-        batch = move_to_device(batch, device)
-        with autocast(device, precision):
-            outputs = forward(model, batch, model_inputs)
-            loss, metrics = objective(outputs, batch)
-        meter.update(n=_batch_size(batch), **{**(metrics or {}), "loss": loss})
-        substituted += _substituted(batch)
+    with loader_errors(loader):
+        for i, batch in enumerate(logger.progress(loader, total=total, desc=desc)):
+            if max_batches is not None and i >= max_batches:
+                break
+            batch = move_to_device(batch, device)
+            with autocast(device, precision):
+                outputs = forward(model, batch, model_inputs)
+                loss, metrics = objective(outputs, batch)
+            meter.update(n=_batch_size(batch), **{**(metrics or {}), "loss": loss})
+            substituted += _substituted(batch)
     meter.synchronize()
     model.train(was_training)
     return {**meter.averages(), "substituted": int(all_reduce_sum(float(substituted)))}

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from .distributed import all_gather_object, is_main_process
+from .loader_guard import loader_errors
 from .logging import RunLogger
 from .loop import forward, move_to_device
 from .precision import autocast
@@ -123,21 +124,22 @@ def collect_view_scores(model: nn.Module, loader: Iterable, device: torch.device
     total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
     parts = []
     try:
-        for i, batch in enumerate(logger.progress(loader, total=total, desc="multi-view test")):
-            if max_batches is not None and i >= max_batches:
-                break
-            n = int(batch["video"].shape[0])
-            cols = {"index": _column(batch, "index", n), "label": _column(batch, "label", n),
-                    "segment": _column(batch, "segment", n, 0), "crop": _column(batch, "crop", n, 0)}
-            sub = batch.get("substituted")
-            cols["substituted"] = (np.zeros(n, dtype=bool) if sub is None
-                                   else torch.as_tensor(sub).reshape(-1).cpu().numpy().astype(bool))
-            batch = move_to_device(batch, device)
-            with autocast(device, precision):
-                outputs = forward(model, batch, model_inputs)
-            logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs
-            cols["scores"] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-            parts.append(cols)
+        with loader_errors(loader):  # a dead / hung worker is reported with its item
+            for i, batch in enumerate(logger.progress(loader, total=total, desc="multi-view test")):
+                if max_batches is not None and i >= max_batches:
+                    break
+                n = int(batch["video"].shape[0])
+                cols = {"index": _column(batch, "index", n), "label": _column(batch, "label", n),
+                        "segment": _column(batch, "segment", n, 0), "crop": _column(batch, "crop", n, 0)}
+                sub = batch.get("substituted")
+                cols["substituted"] = (np.zeros(n, dtype=bool) if sub is None
+                                       else torch.as_tensor(sub).reshape(-1).cpu().numpy().astype(bool))
+                batch = move_to_device(batch, device)
+                with autocast(device, precision):
+                    outputs = forward(model, batch, model_inputs)
+                logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs
+                cols["scores"] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+                parts.append(cols)
     finally:
         model.train(was_training)
     return _concat(parts)

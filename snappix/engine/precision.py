@@ -58,15 +58,16 @@ def autocast(device: torch.device | str, precision: str = "bf16"):
 
 
 def check_finite(loss: torch.Tensor | float, *, epoch: int, step: int, lr: float,
-                 last_checkpoint: str | None = None) -> float:
-    """Return ``float(loss)`` or raise :class:`NonFiniteLossError` naming step, lr and checkpoint."""
+                 last_checkpoint: str | None = None, note: str = "") -> float:
+    """Return ``float(loss)`` or raise :class:`NonFiniteLossError` naming step, lr and checkpoint
+    (``note`` is appended to the message)."""
     value = float(loss.detach().float().item() if isinstance(loss, torch.Tensor) else loss)
     if not math.isfinite(value):
         where = last_checkpoint or "none saved yet"
         raise NonFiniteLossError(
-            f"loss is {value} at epoch {epoch}, optimizer step {step} (lr {lr:.4g}); stopping. Nothing was "
-            f"saved after this step; the last good checkpoint is {where}. Lower --lr, set --clip_grad, or use "
-            f"--precision bf16/fp32.")
+            f"loss is {value} at epoch {epoch}, optimizer step {step} (lr {lr:.4g}); "
+            f"stopping. Nothing was saved after this step; the last good checkpoint is {where}.{note} Lower --lr, "
+            f"set --clip_grad, use --precision bf16/fp32, or allow a few skipped steps with --skip_nonfinite N.")
     return value
 
 

@@ -1,7 +1,7 @@
 """Initialise a model from a pretraining checkpoint file: safe loading, key conversion, a load report.
 
 The key mapping (ours, VideoMAE, VideoMAEv2, SnapPix) lives with the models in
-:mod:`snappix.models.convert`; this module adds the file I/O (``weights_only=True`` unless trusted) and
+:mod:`snappix.models.convert`; this module adds the file I/O (always ``weights_only=True``; ``trusted`` adds a small allow-list) and
 reports missing / unexpected / mismatched keys.
 """
 
@@ -15,7 +15,7 @@ from torch import nn
 
 from snappix.models.convert import ConversionReport, convert_state_dict
 
-from .checkpoint import CheckpointError, LoadReport, load_checkpoint, load_state_dict_report
+from .checkpoint import LoadReport, load_checkpoint, load_state_dict_report
 from .distributed import is_main_process
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,10 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike | Mapping[str, Any
     Args:
         model: the classifier to initialise (e.g. ``coded_vit_small_patch8_112``), possibly DDP-wrapped.
         path: a checkpoint file (ours, VideoMAE, VideoMAEv2, SnapPix) or an already loaded dict.
-        trusted: read the file with ``weights_only=False``; required for foreign checkpoints that pickle an
-            ``argparse.Namespace`` (VideoMAE / VideoMAEv2 / SnapPix). Only for files you trust.
+        trusted: also allow ``argparse.Namespace`` and numeric numpy values while unpickling
+            (:func:`~snappix.engine.checkpoint.foreign_safe_globals`; ``--trust_checkpoint``), which foreign
+            VideoMAE / VideoMAEv2 / SnapPix checkpoints need. Still ``weights_only=True``: any other pickled
+            global is refused before it runs.
         strict: raise ``RuntimeError`` if anything is missing, unexpected or mismatched.
         verbose: print the summary (main process only); it is also logged.
         **convert_kwargs: forwarded to :func:`convert_state_dict` (``norm_to_fc_norm``, ``old_grid``, ...).
@@ -40,8 +42,9 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike | Mapping[str, Any
         ``head.*`` missing.
 
     Raises:
-        CheckpointError: an unreadable file, or (without ``trusted``) one that holds pickled objects; the
-            message says to pass ``trusted=True``.
+        CheckpointError: an unreadable file, or one that pickled globals outside the allow-list; for an
+            ``argparse.Namespace`` without ``trusted`` the message says to pass ``--trust_checkpoint``
+            (``trusted=True``).
         ValueError: see :func:`convert_state_dict`.
         RuntimeError: ``strict`` and the weights do not match.
     """
@@ -49,14 +52,7 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike | Mapping[str, Any
         state, source = path, "<state dict>"
     else:
         source = os.fspath(path)
-        try:
-            state = load_checkpoint(source, trusted=trusted)
-        except CheckpointError as e:
-            if trusted or not os.path.isfile(source):
-                raise
-            raise CheckpointError(f"{e}. Foreign VideoMAE / VideoMAEv2 / SnapPix checkpoints pickle an "
-                                  f"argparse.Namespace with the weights: if you trust this file, load it with "
-                                  f"load_pretrained(model, path, trusted=True)") from e
+        state = load_checkpoint(source, trusted=trusted)
     converted, report = convert_state_dict(model, state, report=ConversionReport(source=source), **convert_kwargs)
     result: LoadReport = load_state_dict_report(model, converted, strip_prefixes=(), strict=False)
     report.missing, report.unexpected, report.mismatched = result.missing, result.unexpected, result.mismatched

@@ -22,8 +22,9 @@ from . import distributed as D
 from . import optim as O
 from . import precision as P
 from . import schedules as S
-from .logging import RunLogger
-from .loop import train_one_epoch
+from .loader_guard import TrackedDataset
+from .logging import RunLogger, rewind_log
+from .loop import NonFiniteBudget, train_one_epoch
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +50,26 @@ def build_loader(dataset: Dataset, args: argparse.Namespace, info: D.DistInfo, t
     the permutation does not depend on the number of processes, so ``N`` processes with batch ``B``
     see the same clips per step as one process with batch ``N * B``.
 
+    With workers, the dataset is wrapped in a :class:`~snappix.engine.loader_guard.TrackedDataset`
+    (attributes fall through to it) so that a worker that dies or hangs longer than
+    ``args.loader_timeout`` seconds (0: no limit) is reported with the item it was loading
+    (:class:`~snappix.engine.loader_guard.DataLoaderError`, raised by the training / evaluation loops).
+
     Returns:
         ``(loader, sampler)``.
     """
     sampler = DistributedSampler(dataset, info.world_size, info.rank, shuffle=train, seed=args.seed,
                                  drop_last=train)
     generator = torch.Generator().manual_seed(args.seed + info.rank)  # re-seeded per epoch by fit()
-    loader = DataLoader(dataset, batch_size=batch_size or args.batch_size, sampler=sampler,
-                        num_workers=args.num_workers, pin_memory=args.pin_mem and info.device.type == "cuda",
-                        drop_last=train, collate_fn=collate_fn, worker_init_fn=_seed_worker, generator=generator)
+    workers = args.num_workers
+    timeout = float(getattr(args, "loader_timeout", 0) or 0) if workers > 0 else 0.0
+    if timeout < 0:
+        raise ValueError(f"--loader_timeout must be >= 0 seconds (0: no limit), got {timeout:g}")
+    loader = DataLoader(TrackedDataset(dataset, workers) if workers > 0 else dataset,
+                        batch_size=batch_size or args.batch_size, sampler=sampler,
+                        num_workers=workers, pin_memory=args.pin_mem and info.device.type == "cuda",
+                        drop_last=train, collate_fn=collate_fn, worker_init_fn=_seed_worker, generator=generator,
+                        timeout=timeout)
     return loader, sampler
 
 
@@ -80,9 +92,14 @@ def fit(args: argparse.Namespace, info: D.DistInfo, model: nn.Module, objective:
         ``{"start_epoch", "train": {epoch: stats}, "val": {epoch: metrics}, "best": value or None,
         "model": unwrapped model}``.
 
+    ``args.skip_nonfinite`` (``--skip_nonfinite N``) lets up to N optimiser steps with a NaN/inf loss be
+    skipped and logged over the whole run (the count survives resumes) before the run stops.
+
     Raises:
-        snappix.engine.precision.NonFiniteLossError: a NaN/inf loss (the last good checkpoint is named
-            and left intact).
+        snappix.engine.precision.NonFiniteLossError: a NaN/inf loss beyond ``--skip_nonfinite`` (the step,
+            lr and last good checkpoint are named; that checkpoint is left intact).
+        snappix.engine.loader_guard.DataLoaderError: a DataLoader worker died or hung (items named).
+        snappix.engine.checkpoint.CheckpointError: a checkpoint could not be saved (previous one intact).
     """
     steps = len(loader) // args.acc_iters
     if steps < 1:
@@ -114,7 +131,11 @@ def fit(args: argparse.Namespace, info: D.DistInfo, model: nn.Module, objective:
     if res.path:
         log.info("resumed from %s: starting at epoch %d", res.path, res.start_epoch)
     best = res.state.get("best_value") if res.state else None
+    budget = NonFiniteBudget(getattr(args, "skip_nonfinite", 0) or 0,
+                             used=int(res.state.get("nonfinite_skipped", 0)) if res.state else 0)
     history: dict = {"start_epoch": res.start_epoch, "train": {}, "val": {}, "best": best}
+    if args.auto_resume or args.resume:  # epochs logged but not checkpointed before a crash are redone
+        rewind_log(args.output_dir, res.start_epoch)
     with RunLogger(args.output_dir, args.log_dir, progress=args.progress) as logger:
         for epoch in range(res.start_epoch, args.epochs):
             if sampler is not None:
@@ -126,7 +147,7 @@ def fit(args: argparse.Namespace, info: D.DistInfo, model: nn.Module, objective:
             stats = train_one_epoch(model, objective, loader, optimizer, info.device, epoch, lr_s, wd_s, steps,
                                     precision, args.acc_iters, args.clip_grad, logger, scaler=scaler,
                                     last_checkpoint=C.latest_checkpoint(args.output_dir), model_inputs=model_inputs,
-                                    batch_transform=batch_transform)
+                                    batch_transform=batch_transform, skip_nonfinite=budget)
             history["train"][epoch] = stats
             val = None
             last = epoch + 1 == args.epochs
@@ -144,6 +165,7 @@ def fit(args: argparse.Namespace, info: D.DistInfo, model: nn.Module, objective:
             elif args.output_dir:
                 C.save_checkpoint(args.output_dir, model, optimizer, scaler, epoch, stats["global_step"],
                                   A.config_dict(args), args.epochs, args.save_ckpt_freq, best=improved,
-                                  extra={"best_metric": best_metric, "best_value": best})
+                                  extra={"best_metric": best_metric, "best_value": best,
+                                         "nonfinite_skipped": budget.used})
     history["model"] = D.unwrap_model(model)
     return history

@@ -70,8 +70,12 @@ def load_pattern(path: str | os.PathLike) -> torch.Tensor:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        reason = next((ln for ln in lines if "nsupported global" in ln or "unsupported GLOBAL" in ln),
+                      lines[0] if lines else "")
+        reason = reason.split(" Please use")[0].split(" To allowlist")[0]
         raise PatternFileError(f"refusing to load {path}: not a plain tensor/numpy pattern file "
-                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+                               f"({type(exc).__name__}: {reason}); nothing in it was executed") from exc
     if isinstance(obj, dict):
         if "pattern" not in obj:
             raise PatternFileError(f"{path}: a dict without a 'pattern' key (keys: {sorted(map(str, obj))[:10]})")

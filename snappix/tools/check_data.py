@@ -376,5 +376,66 @@ def main(argv=None) -> int:
     return 1 if counts["bad"] else 0
 
 
+class DataCheckError(RuntimeError):
+    """``--check_data`` found bad rows; the message names the list, the report files and the first rows."""
+
+
+def check_lists_for_training(lists, fmt: str, data_root: str = "", output_dir: str | None = None,
+                             deep: bool = False, num_frames: int = 16, workers: int | None = None,
+                             progress: bool = True) -> list[str]:
+    """The training entry points' ``--check_data``: run the doctor on each list, stop on bad rows.
+
+    Runs on rank 0 only (other ranks return ``[]`` at once). Reports go to ``output_dir/data_check/<list name>.{clean,bad.tsv,progress.tsv}`` (nothing is
+    written next to the lists; a temporary folder is used without ``output_dir``); a rerun resumes.
+
+    Args:
+        lists: list files (``None`` entries and duplicates are skipped).
+        fmt: their format (``cls`` for finetuning, ``pretrain`` for pretraining).
+        deep: decode every frame (``--check_data_deep``).
+        num_frames: frames per clip; shorter videos are a warning only.
+        workers: processes (default ``min(8, cpus)``).
+
+    Returns:
+        the clean-list paths written, one per list checked.
+
+    Raises:
+        DataCheckError: a list has bad rows (the run should not start); FileNotFoundError: a list is missing.
+    """
+    import tempfile
+
+    from snappix.engine.distributed import discover_ranks
+
+    if discover_ranks(environ=dict(os.environ))[0] != 0:
+        return []  # rank 0 checks; the others wait for it when the process group starts
+    root = os.path.join(output_dir, "data_check") if output_dir else tempfile.mkdtemp(prefix="snappix-check-")
+    clean_paths, seen = [], set()
+    for lst in lists:
+        if not lst or lst in seen:
+            continue
+        seen.add(lst)
+        if not os.path.isfile(lst):
+            raise FileNotFoundError(f"--check_data: list file not found: {lst}")
+        name = os.path.basename(lst)
+        if sum(os.path.basename(x) == name for x in seen) > 1:
+            name = f"{len(seen)}_{name}"
+        prefix = os.path.join(root, name)
+        argv = ["--data_path", lst, "--data_root", data_root or "", "--format", fmt, "--num_frames", str(num_frames),
+                "--out", prefix, "--workers", str(workers or max(1, min(8, os.cpu_count() or 1)))]
+        argv += ["--deep"] if deep else []
+        argv += [] if progress else ["--no_progress"]
+        code = main(argv)
+        if code == 2:
+            raise FileNotFoundError(f"--check_data: cannot check {lst}")
+        if code != 0:
+            with open(f"{prefix}.bad.tsv", encoding="utf-8") as f:
+                bad = [ln.rstrip("\n") for ln in f if ln.strip()]
+            first = "\n".join(f"  {ln}" for ln in bad[:10])
+            raise DataCheckError(
+                f"--check_data: {len(bad)} bad rows in {lst} (all in {prefix}.bad.tsv):\n{first}\nFix or remove them, "
+                f"or train on the rows that passed: {prefix}.clean")
+        clean_paths.append(f"{prefix}.clean")
+    return clean_paths
+
+
 if __name__ == "__main__":
     sys.exit(main())

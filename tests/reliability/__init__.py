@@ -1,0 +1,1 @@
+"""Fault-injection suite (issue 8): bad inputs, survived faults, untrusted files."""
