@@ -19,6 +19,7 @@ import os
 
 import timm
 import torch
+from torch.distributed.elastic.multiprocessing.errors import record
 
 from snappix.data.datasets import VideoClsDataset, multiple_samples_collate
 from snappix.data.lists import read_list
@@ -32,6 +33,7 @@ from snappix.engine.runner import build_loader, fit
 from snappix.engine.pretrained import load_pretrained
 from snappix.models.registry import resolve_model_name
 from snappix.objectives import ClassificationLoss
+from snappix.tools.check_data import check_lists_for_training
 
 log = logging.getLogger("run_finetuning")
 
@@ -83,6 +85,16 @@ def build_parser():
     g.add_argument("--video_backend", default=None, choices=["decord", "pyav", "torchcodec"])
     g.add_argument("--max_bad_fraction", type=float, default=0.01)
     g.add_argument("--class_names", default=None, help="text file, one class name per line (for the report)")
+    k = parser.add_argument_group("k-centered patch sampling (kcenter_vit_* models)")
+    k.add_argument("--kcenter_num_patches", type=int, default=None,
+                   help="tokens per clip incl. hybrid frames (default: a quarter of all patches)")
+    k.add_argument("--kcenter_hybrid_frames", type=int, default=1, help="whole frames kept (paper: 3 of 32)")
+    k.add_argument("--kcenter_time_division", type=int, default=1)
+    k.add_argument("--kcenter_space_division", type=int, default=1)
+    k.add_argument("--kcenter_temporal_coef", type=float, default=1.0)
+    k.add_argument("--kcenter_spatial_coef", type=float, default=1.0)
+    k.add_argument("--kcenter_first_center", default="auto", choices=["auto", "random", "center"],
+                   help="first k-center centre: auto = random in training, fixed centre patch in evaluation")
     return parser
 
 
@@ -125,7 +137,7 @@ def make_dataset(args, path: str, mode: str) -> VideoClsDataset:
                            test_num_segment=args.test_num_segment, test_num_crop=args.test_num_crop,
                            aa=args.aa if args.aa and args.aa != "none" else None, reprob=args.reprob, flip=flip,
                            video_backend=args.video_backend, max_bad_fraction=args.max_bad_fraction,
-                           log_dir=args.output_dir)
+                           log_dir=args.output_dir, cache_videos=args.cache_videos)
 
 
 def build_model(args, num_classes: int) -> torch.nn.Module:
@@ -133,6 +145,11 @@ def build_model(args, num_classes: int) -> torch.nn.Module:
                   num_frames=args.num_frames)
     if args.coded_type is not None:
         kwargs.update(coded_type=args.coded_type, pattern_path=args.pattern, pattern_dir=args.pattern_dir)
+    if args.model.startswith("kcenter_vit"):
+        kwargs.update(num_sample_patches=args.kcenter_num_patches, num_hybrid_frames=args.kcenter_hybrid_frames,
+                      time_division=args.kcenter_time_division, space_division=args.kcenter_space_division,
+                      temporal_coef=args.kcenter_temporal_coef, spatial_coef=args.kcenter_spatial_coef,
+                      first_center=args.kcenter_first_center)
     return timm.create_model(resolve_model_name(args.model), **kwargs)
 
 
@@ -180,6 +197,7 @@ def run_test(args, info, model, test_path: str, checkpoint: str | None, tag: str
                           output_dir=out, class_names=names)
 
 
+@record  # under torchrun: the failing rank's error is shown in the launcher's summary
 def main(argv=None) -> dict:
     parser = build_parser()
     args = A.parse_args(parser, argv)
@@ -187,6 +205,9 @@ def main(argv=None) -> dict:
         parser.error("--model and --data_path are required (directly or through --config)")
     train_list, val_list, test_list = resolve_lists(args)
     num_classes = check_classes(args, [train_list, val_list, test_list])
+    if args.check_data and not args.eval:  # the data doctor first (rank 0; reports in output_dir/data_check)
+        check_lists_for_training([train_list, val_list, test_list], "cls", args.data_root, args.output_dir,
+                                 args.check_data_deep, args.num_frames, progress=args.progress)
     info = D.init_distributed(args.device, args.local_rank, args.dist_url)
     D.seed_everything(args.seed)
     if args.output_dir:

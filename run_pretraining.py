@@ -16,6 +16,7 @@ import os
 
 import timm
 import torch
+from torch.distributed.elastic.multiprocessing.errors import record
 
 import snappix.models  # noqa: F401  (registers the models in timm's registry)
 from snappix.data.datasets import VideoPretrainDataset, multiple_samples_collate
@@ -24,7 +25,10 @@ from snappix.engine import distributed as D
 from snappix.engine.loop import evaluate
 from snappix.engine.runner import build_loader, fit
 from snappix.masking import MASK_TYPES, build_mask_generator
+from snappix.masking.saliency import (SALIENCY_MASK_TYPES, SAVI_SEMANTICS, MissingSaliencyError,
+                                      build_saliency_mask_generator, saliency_path)
 from snappix.objectives import build_objective
+from snappix.tools.check_data import check_lists_for_training
 
 log = logging.getLogger("run_pretraining")
 
@@ -39,7 +43,19 @@ def build_parser():
     g.add_argument("--pattern", default=None, help="exposure pattern file (decor_fix / decor_learn)")
     g.add_argument("--pattern_dir", default=None, help="folder with SnapPix's released pattern files")
     g.add_argument("--tubelet_size", type=int, default=2)
-    g.add_argument("--mask_type", default="tube", choices=MASK_TYPES)
+    g.add_argument("--mask_type", default="tube", choices=MASK_TYPES + SALIENCY_MASK_TYPES,
+                   help="savi: SaViMAE saliency-aware masking; attention: per-frame visible draw weighted by saliency")
+    g.add_argument("--saliency", default="precomputed", choices=["precomputed", "online"],
+                   help="savi / attention: read --saliency_root arrays (snappix.tools.saliency) or compute "
+                        "saliency from the sampled clip")
+    g.add_argument("--saliency_root", default=None, help="patch-saliency arrays mirroring the video tree")
+    g.add_argument("--salient_mask_ratio", type=float, default=0.85)
+    g.add_argument("--nonsalient_mask_ratio", type=float, default=0.95)
+    g.add_argument("--savi_semantics", default="per_group", choices=SAVI_SEMANTICS,
+                   help="per_group: README rates per group, total fixed by --mask_ratio; budget: SaViMAE "
+                        "training code (nonsalient ratio = total, salient ratio = share of it)")
+    g.add_argument("--saliency_threshold", type=float, default=0.5, help="online saliency binarisation")
+    g.add_argument("--saliency_pool", default="max", choices=["max", "mean"], help="pooling over a tubelet")
     g.add_argument("--mask_ratio", type=float, default=0.85)
     g.add_argument("--decoder_mask_type", default="run_cell", choices=MASK_TYPES)
     g.add_argument("--decoder_mask_ratio", type=float, default=0.5)
@@ -69,13 +85,28 @@ def build_dataset(args, path: str, grid, train: bool):
     if args.task == "reconstruction":
         enc, dec = build_mask_generator("none", grid, 0.0), build_mask_generator("none", grid, 0.0)
     else:
-        enc = build_mask_generator(args.mask_type, grid, args.mask_ratio)
+        if args.mask_type in SALIENCY_MASK_TYPES:
+            enc = build_saliency_mask_generator(
+                args.mask_type, grid, args.patch_size, args.tubelet_size, args.saliency, args.saliency_root,
+                args.mask_ratio, args.salient_mask_ratio, args.nonsalient_mask_ratio, args.savi_semantics,
+                args.saliency_threshold, args.saliency_pool)
+        else:
+            enc = build_mask_generator(args.mask_type, grid, args.mask_ratio)
         dec = build_mask_generator(args.decoder_mask_type, grid, args.decoder_mask_ratio)
-    return VideoPretrainDataset(path, args.data_root, num_frames=args.num_frames, sampling_rate=args.sampling_rate,
+    dataset = VideoPretrainDataset(path, args.data_root, num_frames=args.num_frames, sampling_rate=args.sampling_rate,
                                 input_size=args.input_size, ssv2_sampling_rate=args.ssv2_sampling_rate,
                                 encoder_mask=enc, decoder_mask=dec, num_sample=args.num_sample if train else 1,
                                 train=train, video_backend=args.video_backend,
-                                max_bad_fraction=args.max_bad_fraction, log_dir=args.output_dir)
+                                max_bad_fraction=args.max_bad_fraction, log_dir=args.output_dir,
+                                cache_videos=args.cache_videos)
+    if args.task == "pretrain" and args.mask_type in SALIENCY_MASK_TYPES and args.saliency == "precomputed":
+        missing = [saliency_path(args.saliency_root, e.rel_path) for e in dataset.entries
+                   if not os.path.isfile(saliency_path(args.saliency_root, e.rel_path))]
+        if missing:
+            raise MissingSaliencyError(f"{path}: {len(missing)} of {len(dataset.entries)} saliency files missing "
+                                       f"under --saliency_root, e.g. {missing[:3]}; run python -m "
+                                       f"snappix.tools.saliency")
+    return dataset
 
 
 def make_eval_fn(args, info, objective, val_loader, patch):
@@ -102,11 +133,15 @@ def make_eval_fn(args, info, objective, val_loader, patch):
     return eval_fn
 
 
+@record  # under torchrun: the failing rank's error is shown in the launcher's summary
 def main(argv=None) -> dict:
     parser = build_parser()
     args = A.parse_args(parser, argv)
     if not args.model or not args.data_path:
         parser.error("--model and --data_path are required (directly or through --config)")
+    if args.check_data:  # the data doctor first (rank 0; reports in output_dir/data_check)
+        check_lists_for_training([args.data_path, args.val_path], "pretrain", args.data_root, args.output_dir,
+                                 args.check_data_deep, args.num_frames, progress=args.progress)
     info = D.init_distributed(args.device, args.local_rank, args.dist_url)
     D.seed_everything(args.seed)
     if args.output_dir:
@@ -114,6 +149,7 @@ def main(argv=None) -> dict:
     A.save_config(args, args.output_dir)
     model = build_model(args)
     log.info("model %s: %.2f M parameters", args.model, sum(p.numel() for p in model.parameters()) / 1e6)
+    args.patch_size = model.patch_size
     dataset = build_dataset(args, args.data_path, model.grid, train=True)
     collate = multiple_samples_collate if args.num_sample > 1 else None
     loader, sampler = build_loader(dataset, args, info, train=True, collate_fn=collate)

@@ -88,7 +88,8 @@ class _VideoListDataset(Dataset):
     def __init__(self, data_path: str, data_root: str = "", video_backend: str | None = None,
                  max_retries: int = 1, max_substitutes: int = 10, max_bad_fraction: float = 0.01,
                  min_bad: int = 2, log_dir: str | None = None, check_missing: bool = True,
-                 entries: Sequence[ListEntry] | None = None, fallback_backend: str | None = "pyav"):
+                 entries: Sequence[ListEntry] | None = None, fallback_backend: str | None = "pyav",
+                 cache_videos: bool = False):
         self.data_path = data_path
         self.entries = list(entries) if entries is not None else read_list(data_path, self.list_format, data_root)
         if not self.entries:
@@ -109,6 +110,11 @@ class _VideoListDataset(Dataset):
         self._known_bad: set[int] = set()
         self.seed = 0
         self.epoch = 0
+        # cache_videos: decode each video once, whole, and keep its uint8 frames in this process's memory
+        # (each DataLoader worker keeps its own copy). Sampling and augmentation are unchanged: the same
+        # indices are taken from the cached frames. Meant for small datasets (the quickstart, tests).
+        self.cache_videos = cache_videos
+        self._cache: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -153,6 +159,13 @@ class _VideoListDataset(Dataset):
             return frames
 
     def _decode(self, entry: ListEntry, backend: str, indices_fn) -> list[np.ndarray]:
+        if self.cache_videos and entry.is_video_file:
+            frames = self._cache.get(entry.path)
+            if frames is None:
+                with open_video(entry.path, backend=backend) as reader:
+                    frames = reader.get_frames(np.arange(reader.num_frames))
+                self._cache[entry.path] = frames
+            return [frames[idx] for idx in indices_fn(len(frames))]
         with open_video(entry.path, backend=backend) as reader:
             n = reader.num_frames
             offset = 0
@@ -189,6 +202,12 @@ class _VideoListDataset(Dataset):
             candidate = (candidate + 1) % len(self.entries)
         raise TooManyBadVideos(f"{self.data_path}: no readable video found among rows {index}..{candidate} "
                                f"after {self.max_substitutes} substitutes (see {self.tracker.log_path})")
+
+    def describe_item(self, item: int) -> str:
+        """``path (list:line)`` of the video behind DataLoader item ``item`` (for error reports)."""
+        index = int(item) // max(getattr(self, "num_views", 1), 1)
+        entry = self.entries[index]
+        return f"{entry.path} ({self.data_path}:{entry.line_no})"
 
     @property
     def num_bad(self) -> int:
@@ -286,7 +305,10 @@ class VideoPretrainDataset(_VideoListDataset):
 
     Each sample: ``video`` float32 ``(C, T, input_size, input_size)`` from :class:`PretrainTransform`
     (or ``(num_sample, C, T, H, W)``), plus ``encoder_mask`` / ``decoder_mask`` from the given
-    generators (callables ``rng -> bool array``; omitted when ``None``).
+    generators (callables ``rng -> bool array``; omitted when ``None``). An encoder generator with
+    ``needs_clip = True`` (saliency masking) is called as ``gen(rng, clip=context)`` with the transformed
+    clip, the sampled frame indices (into the whole video / frame folder), the list row's paths and the
+    crop (see :mod:`snappix.masking.saliency`); its errors are not treated as bad videos.
 
     Args:
         sampling: ``"snappix"`` (HybridVideoMAE clip, the default) or ``"dense"``.
@@ -321,11 +343,23 @@ class VideoPretrainDataset(_VideoListDataset):
         np_rng, py_rng, _ = self._generators(index)
 
         def load(entry: ListEntry) -> dict:
-            clips = self._read(entry, lambda n: [self._indices(entry, n, np_rng) for _ in range(self.num_sample)])
+            sampled: list[np.ndarray] = []
+
+            def indices_fn(n: int) -> list[np.ndarray]:
+                sampled[:] = [self._indices(entry, n, np_rng) for _ in range(self.num_sample)]
+                return sampled
+
+            clips = self._read(entry, indices_fn)
+            offset = 0 if entry.is_video_file else entry.start_idx
             samples = []
-            for frames in clips:
-                s = {"video": self.transform(frames, rng=py_rng)}
-                if self.encoder_mask is not None:
+            for frames, idx in zip(clips, sampled):
+                params: dict = {}
+                s = {"video": self.transform(frames, rng=py_rng, params_out=params)}
+                if self.encoder_mask is not None and getattr(self.encoder_mask, "needs_clip", False):
+                    context = dict(video=s["video"], frame_indices=np.asarray(idx) + offset, rel_path=entry.rel_path,
+                                   path=entry.path, crop=params.get("crop"), frame_size=params.get("frame_size"))
+                    s["encoder_mask"] = torch.from_numpy(self.encoder_mask(np_rng, clip=context))
+                elif self.encoder_mask is not None:
                     s["encoder_mask"] = torch.from_numpy(self.encoder_mask(np_rng))
                 if self.decoder_mask is not None:
                     s["decoder_mask"] = torch.from_numpy(self.decoder_mask(np_rng))

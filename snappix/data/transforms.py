@@ -176,8 +176,12 @@ class MultiScaleCrop:
         r, c = grid[rng.randrange(len(grid))]
         return r * hs, c * ws, crop_h, crop_w
 
-    def __call__(self, clip: torch.Tensor, rng=random) -> torch.Tensor:
+    def __call__(self, clip: torch.Tensor, rng=random, params_out: dict | None = None) -> torch.Tensor:
+        """Crop and resize ``clip (..., H, W)``; ``params_out`` (a dict) receives ``crop = (top, left, h, w)``
+        in source pixels and ``frame_size = (H, W)`` (for maps that must follow the crop, e.g. saliency)."""
         top, left, ch, cw = self.params(*clip.shape[-2:], rng=rng)
+        if params_out is not None:
+            params_out.update(crop=(top, left, ch, cw), frame_size=tuple(clip.shape[-2:]))
         return F.resized_crop(clip, top, left, ch, cw, [self.size, self.size],
                               interpolation=InterpolationMode.BILINEAR, antialias=True)
 
@@ -356,8 +360,9 @@ class PretrainTransform:
         self.crop = MultiScaleCrop(input_size, scales)
         self.gray, self.mean, self.std = gray, mean, std
 
-    def __call__(self, frames: np.ndarray, rng=random) -> torch.Tensor:
-        clip = to_float_cthw(self.crop(frames_to_clip(frames, self.gray), rng=rng))
+    def __call__(self, frames: np.ndarray, rng=random, params_out: dict | None = None) -> torch.Tensor:
+        """``params_out``: optional dict receiving the crop (see :meth:`MultiScaleCrop.__call__`)."""
+        clip = to_float_cthw(self.crop(frames_to_clip(frames, self.gray), rng=rng, params_out=params_out))
         return normalize(clip, self.mean, self.std) if self.mean is not None else clip
 
 

@@ -52,6 +52,7 @@ _DECODERS = {  # (video MAE, coded MAE)
 _GEOMETRY = {
     "patch8_112": dict(img_size=112, patch_size=8, tubelet_size=2, num_frames=16),
     "patch16_224": dict(img_size=224, patch_size=16, tubelet_size=2, num_frames=16),
+    "patch16_112": dict(img_size=112, patch_size=16, tubelet_size=2, num_frames=16),
 }
 _TIMM_KWARGS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
 
@@ -138,6 +139,7 @@ def pretrain_coded_videomae_base_patch8_112(pretrained: bool = False, **kwargs) 
 # ``video_vit_{size}_patch8_112``              as above        16 x 112^2 grey clip, tubelet 2: 1568 tokens
 #                                                              (super-tiny: 1.65 M, SnapPix's video-ViT baseline)
 # ``video_vit_{size}_patch16_224``             as above        16 x 224^2 clip, tubelet 2: 1568 tokens
+# ``video_vit_super_tiny_patch16_112``         128 / 8 / 2     16 x 112^2 grey clip, p 16, tubelet 2: 392 tokens
 # ``c3d``                                      --              16 x 112^2 grey clip (62.85 M; SnapPix 62.86 M)
 # ``svc2d``                                    --              16 x 112^2 clip -> TPAMI "pami" sensor -> 112^2
 #                                                              coded image (44.46 M; SnapPix 44.47 M)
@@ -244,6 +246,13 @@ def video_vit_base_patch8_112(pretrained: bool = False, **kwargs) -> VideoViTCla
 
 
 @register_model
+def video_vit_super_tiny_patch16_112(pretrained: bool = False, **kwargs) -> VideoViTClassifier:
+    """Video ViT super-tiny on 16 x 112^2 grey clips, patch 16, tubelet 2: 392 tokens (the quickstart's
+    full-video baseline; 8 x 7 x 7 tokens instead of patch 8's 1568 keeps it CPU-sized)."""
+    return _video_vit("super_tiny", "patch16_112", pretrained, kwargs)
+
+
+@register_model
 def video_vit_super_tiny_patch16_224(pretrained: bool = False, **kwargs) -> VideoViTClassifier:
     """Video ViT super-tiny on 16 x 224^2 clips, patch 16, tubelet 2 (grey; ``in_chans=3`` for RGB)."""
     return _video_vit("super_tiny", "patch16_224", pretrained, kwargs)
@@ -273,3 +282,42 @@ def c3d(pretrained: bool = False, **kwargs) -> C3D:
 def svc2d(pretrained: bool = False, **kwargs) -> SVC2D:
     """SVC2D (TPAMI'23 ``C2DPt``) on a ``pami`` coded image of a 16 x 112^2 clip (spec §5.2); returns logits."""
     return _create_classifier(SVC2D, pretrained, dict(num_frames=16, img_size=112, in_chans=1), kwargs, "svc2d")
+
+
+# ================================================================================================== k-center ViT
+# K-centered patch sampling (ECCV'22, specs/kcenter.md §5.1): ``kcenter_vit_{size}_{geometry}``; the budget
+# defaults to a quarter of the patches (784 of 16 x 196 at 112 px, patch 8), one hybrid frame.
+
+
+def _kcenter_vit(size: str, geometry: str, pretrained: bool, kwargs: dict):
+    from snappix.models.kcenter_vit import KCenterViTClassifier
+
+    geo = {k: v for k, v in _GEOMETRY[geometry].items() if k != "tubelet_size"}
+    _ignore(f"kcenter_vit_{size}_{geometry}", kwargs, _SENSOR_KWARGS + ("tubelet_size", "use_learnable_pos_emb"),
+            "the k-center ViT sees ordinary video frames, with learned space / time embeddings")
+    defaults = dict(in_chans=1, mlp_ratio=4.0, qkv_bias=True, **geo, **_VIT_SIZES[size])
+    return _create_classifier(KCenterViTClassifier, pretrained, defaults, kwargs, f"kcenter_vit_{size}_{geometry}")
+
+
+@register_model
+def kcenter_vit_super_tiny_patch8_112(pretrained: bool = False, **kwargs):
+    """K-center ViT super-tiny (128 / 8 / 2) on 16 x 112^2 grey clips, patch 8: 784 selected patches + CLS."""
+    return _kcenter_vit("super_tiny", "patch8_112", pretrained, kwargs)
+
+
+@register_model
+def kcenter_vit_small_patch8_112(pretrained: bool = False, **kwargs):
+    """K-center ViT-S (384 / 12 / 6) on 16 x 112^2 grey clips, patch 8."""
+    return _kcenter_vit("small", "patch8_112", pretrained, kwargs)
+
+
+@register_model
+def kcenter_vit_small_patch16_224(pretrained: bool = False, **kwargs):
+    """K-center ViT-S on 16 x 224^2 clips, patch 16 (grey; ``in_chans=3`` for RGB)."""
+    return _kcenter_vit("small", "patch16_224", pretrained, kwargs)
+
+
+@register_model
+def kcenter_vit_base_patch16_224(pretrained: bool = False, **kwargs):
+    """K-center ViT-B (768 / 12 / 12) on 16 x 224^2 clips, patch 16 (the paper's backbone size)."""
+    return _kcenter_vit("base", "patch16_224", pretrained, kwargs)

@@ -1,0 +1,194 @@
+"""Token-selection benchmarks, each measured side by side in one run.
+
+1. K-center (K-centered patch sampling, specs/kcenter.md §4, §8): N = 29 x 196 patches of 768 pixels + 3
+   coordinates, k = 980, batch 8 (the paper's kcenter_vit after its 3 hybrid frames).
+   * ours: :func:`snappix.masking.kcenter.kcenter_select` (distances to the newest centre only);
+   * reference: :func:`~snappix.masking.kcenter.kcenter_greedy_pairwise` (the reference code's full
+     ``(B, N, N)`` distance matrix, then the same greedy loop).
+   Pixels are random 6-bit levels and the coordinates are rounded to 1/64, so every squared distance is
+   exact in float32 and the two must return identical indices (asserted); with arbitrary floats the
+   two summation orders differ in the last bit and can break near-ties differently.
+   Peak memory is the rise of the process's peak resident set (``/proc/self/clear_refs`` reset before
+   each method; ``torch.cuda.max_memory_allocated`` on GPU) above the resident set before the call.
+2. Saliency precompute (SaViMAE, specs/savimae.md §3) on the real clips (``../shared/data/videos`` or
+   ``--videos``), one thread each:
+   * compute only, on the same decoded frames: ours (:func:`frame_saliency` + :func:`patch_saliency`
+     on chunks of frames) versus SaViMAE's per-frame PIL loop (grey, resize, contrast, PNG write, PNG
+     read, resize, threshold, block max);
+   * end to end: ours from the video files versus the PIL loop from JPEG frame folders (SaViMAE's
+     input; the JPEG extraction is not timed).
+
+    python benchmarks/bench_masking.py [--videos DIR] [--input_size 224] [--patch_size 16] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from snappix.data.video import open_video  # noqa: E402
+from snappix.masking.kcenter import kcenter_greedy_pairwise, kcenter_select, patch_points  # noqa: E402
+from snappix.masking.saliency import frame_saliency, patch_saliency  # noqa: E402
+from snappix.tools.saliency import VIDEO_EXTS, video_patch_saliency  # noqa: E402
+
+
+# ------------------------------------------------------------------------------------------- memory
+def _rss_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def measure(fn, device: torch.device):
+    """``(result, seconds, peak extra MiB or None)`` of ``fn()``."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset the peak resident set (VmHWM) to the current one
+            base = _rss_kb("VmRSS")
+        except OSError:
+            base = None
+    t0 = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    if device.type == "cuda":
+        peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+    else:
+        peak = None if base is None else (_rss_kb("VmHWM") - base) / 1024
+    return out, dt, peak
+
+
+def bench_kcenter(device: torch.device, batch: int = 8, frames: int = 29, side: int = 14, k: int = 980) -> None:
+    g = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 64, (batch, frames, side, side, 768), generator=g, dtype=torch.uint8)
+    x = pixels.to(torch.float32).div_(32.0).sub_(1.0)  # 6-bit levels in [-1, 1)
+    del pixels
+    x = patch_points(x, 16)
+    x[..., -3:] = (x[..., -3:] * 64).round() / 64  # coordinates on a 1/64 grid: exact float32 distances
+    x = x.to(device)
+    first = torch.randint(0, frames * side * side, (batch,), generator=g)
+    ours, t_ours, m_ours = measure(lambda: kcenter_select(x, k, first=first), device)
+    ref, t_ref, m_ref = measure(lambda: kcenter_greedy_pairwise(x, k, first=first), device)
+    assert torch.equal(ours.cpu(), ref.cpu()), "k-center: the two formulations selected different patches"
+    n = frames * side * side
+    print(f"k-center  N={n} ({frames}x{side * side}) D={x.shape[-1]} k={k} batch={batch} on {device}; "
+          f"identical indices: yes")
+    mem = lambda m: "n/a" if m is None else f"{m:8.1f} MiB"  # noqa: E731
+    print(f"  full pairwise greedy  {t_ref:7.2f} s   peak extra {mem(m_ref)}")
+    print(f"  ours (newest centre)  {t_ours:7.2f} s   peak extra {mem(m_ours)}")
+    ratio_m = "n/a" if not m_ours or m_ref is None else f"{m_ref / max(m_ours, 1e-3):.0f}x"
+    print(f"  speed-up {t_ref / t_ours:.2f}x (target >= 3x), memory {ratio_m} less (target >= 10x)")
+
+
+# ------------------------------------------------------------------------------------------- saliency
+def pil_patch_saliency(frame: np.ndarray, input_size: int, patch_size: int, threshold: float) -> np.ndarray:
+    """SaViMAE's two scripts for one frame: saliency PNG, then the PNG reloaded and pooled (spec §3)."""
+    from PIL import Image
+
+    img = Image.fromarray(frame).convert("L").resize((input_size, input_size), Image.BILINEAR)
+    i = np.asarray(img, dtype=np.float32) / 255.0
+    dev = np.abs(i - i.mean())
+    sal = dev / dev.max() if dev.max() > 0 else dev
+    buf = io.BytesIO()
+    Image.fromarray((sal * 255).astype(np.uint8)).save(buf, format="PNG")
+    buf.seek(0)
+    s = np.asarray(Image.open(buf).convert("L").resize((input_size, input_size), Image.BILINEAR),
+                   dtype=np.float32) / 255.0
+    p = input_size // patch_size
+    return (s >= threshold).reshape(p, patch_size, p, patch_size).max(axis=(1, 3)).astype(np.float32)
+
+
+def pil_from_folder(folder: str, input_size: int, patch_size: int, threshold: float) -> np.ndarray:
+    from PIL import Image
+
+    out = []
+    for name in sorted(os.listdir(folder)):
+        frame = np.asarray(Image.open(os.path.join(folder, name)).convert("RGB"))
+        out.append(pil_patch_saliency(frame, input_size, patch_size, threshold))
+    return np.stack(out)
+
+
+def bench_saliency(videos_dir: str, input_size: int, patch_size: int, threshold: float = 0.5) -> None:
+    from PIL import Image
+
+    torch.set_num_threads(1)
+    paths = sorted(os.path.join(videos_dir, f) for f in os.listdir(videos_dir) if f.lower().endswith(VIDEO_EXTS))
+    if not paths:
+        print(f"saliency: no videos in {videos_dir}; skipped")
+        return
+    decoded = []
+    for p in paths:
+        with open_video(p) as r:
+            decoded.append(r.get_frames(np.arange(r.num_frames)))
+    n = sum(len(d) for d in decoded)
+    # compute only
+    t0 = time.perf_counter()
+    for d in decoded:
+        for s in range(0, len(d), 64):
+            patch_saliency(frame_saliency(d[s:s + 64], input_size), patch_size, threshold)
+    t_ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for d in decoded:
+        for f in d:
+            pil_patch_saliency(f, input_size, patch_size, threshold)
+    t_pil = time.perf_counter() - t0
+    print(f"saliency precompute, {len(paths)} real clips, {n} frames, {input_size}px patch {patch_size}, 1 thread")
+    print(f"  compute only   PIL per-frame {n / t_pil:8.1f} frames/s | ours vectorised {n / t_ours:8.1f} frames/s "
+          f"| ratio {t_pil / t_ours:.1f}x (target >= 5x)")
+    # end to end: ours from the videos, SaViMAE's loop from JPEG frame folders
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = []
+        for p, d in zip(paths, decoded):
+            folder = os.path.join(tmp, os.path.basename(p))
+            os.makedirs(folder)
+            for i, f in enumerate(d):
+                Image.fromarray(f).save(os.path.join(folder, f"img_{i + 1:05d}.jpg"), quality=95)
+            folders.append(folder)
+        t0 = time.perf_counter()
+        ours = [video_patch_saliency(p, input_size, patch_size, threshold) for p in paths]
+        t_ours = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for folder in folders:
+            pil_from_folder(folder, input_size, patch_size, threshold)
+        t_pil = time.perf_counter() - t0
+    n_ours = sum(len(a) for a in ours)
+    print(f"  end to end     PIL from JPEGs {n / t_pil:7.1f} frames/s | ours from videos {n_ours / t_ours:7.1f} "
+          f"frames/s | ratio {(n_ours / t_ours) / (n / t_pil):.1f}x")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--videos", default=os.path.join(REPO, "..", "shared", "data", "videos"))
+    p.add_argument("--input_size", type=int, default=224)
+    p.add_argument("--patch_size", type=int, default=16)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--skip_kcenter", action="store_true")
+    args = p.parse_args()
+    if not args.skip_kcenter:
+        bench_kcenter(torch.device(args.device))
+    if os.path.isdir(args.videos):
+        bench_saliency(args.videos, args.input_size, args.patch_size)
+    else:
+        print(f"saliency: {args.videos} not found (set --videos); skipped")
+
+
+if __name__ == "__main__":
+    main()
