@@ -70,6 +70,8 @@ def build_parser():
     g.add_argument("--mixup_mode", default="batch", choices=["batch", "pair", "elem"])
     g.add_argument("--reprob", type=float, default=0.25, help="random erasing probability")
     g.add_argument("--aa", default="rand-m7-n4-mstd0.5-inc1", help="RandAugment policy ('' or none: off)")
+    g.add_argument("--train_crop_scale", type=float, nargs=2, default=(0.08, 1.0), metavar=("MIN", "MAX"),
+                   help="area range of the training random resized crop (VideoMAE: 0.08 1.0)")
     g.add_argument("--flip", default="auto", choices=["auto", "on", "off"], help="horizontal flip (auto: off for SSV2)")
     g.add_argument("--coded_type", default=None, help="sensor pattern of coded models")
     g.add_argument("--pattern", default=None, help="exposure pattern file")
@@ -137,7 +139,8 @@ def make_dataset(args, path: str, mode: str) -> VideoClsDataset:
                            test_num_segment=args.test_num_segment, test_num_crop=args.test_num_crop,
                            aa=args.aa if args.aa and args.aa != "none" else None, reprob=args.reprob, flip=flip,
                            video_backend=args.video_backend, max_bad_fraction=args.max_bad_fraction,
-                           log_dir=args.output_dir, cache_videos=args.cache_videos)
+                           log_dir=args.output_dir, cache_videos=args.cache_videos,
+                           crop_scale=tuple(args.train_crop_scale))
 
 
 def build_model(args, num_classes: int) -> torch.nn.Module:

@@ -1,48 +1,146 @@
 #!/usr/bin/env bash
-# snappix quickstart: create/reuse .venv, install, and run the pipeline on an embedded
-# synthetic dataset (no download, CPU is enough). Outputs go to outputs/quickstart/.
+# snappix quickstart: SnapPix's whole pipeline on a CPU in minutes, no download needed.
 #
-# Stages available so far: synthetic data -> SnapPix preprocessing -> data loading.
-# Usage: bash scripts/quickstart.sh [--data DIR]   (DIR: your own folder of videos)
+#   bash scripts/quickstart.sh                              # embedded synthetic dataset (8 motion directions)
+#   bash scripts/quickstart.sh --data ../shared/data/videos # your own videos (label = sub-folder name, or
+#                                                           # one class per video with a temporal split)
+# Options: --out DIR (default outputs/quickstart[_data]), --epochs N (finetuning epochs, default 20),
+#          --pretrain_epochs N (default 4), --num_videos N (synthetic clips, default 480), --fast (tiny
+#          settings for tests: 2 epochs, few clips), --keep (reuse finished stages of an earlier run).
+#
+# Stages: 1 data -> 2 preprocess_data.py -> 3 run_decorrelation_training.py -> 4 run_pretraining.py
+# (coded MAE with the learned pattern) -> 5 run_finetuning.py for the coded ViT -> 6 the same finetuning
+# for the single-frame (short), long-exposure and full-video ViT baselines -> 7 multi-view evaluation of
+# each -> results table (outputs/.../results.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/_venv.sh
 
-OUT=outputs/quickstart
 DATA=""
+OUT=""
+EPOCHS=20
+PT_EPOCHS=4
+NUM_VIDEOS=480
+FAST=0
+KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) DATA="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1" >&2; exit 2 ;;
+    --epochs) EPOCHS="$2"; shift 2 ;;
+    --pretrain_epochs) PT_EPOCHS="$2"; shift 2 ;;
+    --num_videos) NUM_VIDEOS="$2"; shift 2 ;;
+    --fast) FAST=1; shift ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "quickstart: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-mkdir -p "$OUT"
-
-if [ -z "$DATA" ]; then
-  echo "== 1. synthetic dataset (8 motion-direction classes) =="
-  python -m snappix.tools.make_synthetic "$OUT/raw" --num_videos 32 --seed 0
-  SRC="$OUT/raw/videos"
-else
-  SRC="$DATA"
+if [ -z "$OUT" ]; then
+  if [ -z "$DATA" ]; then OUT=outputs/quickstart; else OUT=outputs/quickstart_data; fi
+fi
+if [ -n "$DATA" ] && [ ! -d "$DATA" ]; then
+  echo "quickstart: --data $DATA is not a folder" >&2; exit 2
 fi
 
-echo "== 2. SnapPix preprocessing (linear grey, short side 112) =="
-python preprocess_data.py "$SRC" "$OUT/videos" --input_format .mp4,.avi,.webm,.mkv --cores 2
+source scripts/_venv.sh
 
-echo "== 3. lists and data loading =="
-python - "$OUT" <<'PY'
-import os, sys
-from snappix.data.lists import write_list
-out = sys.argv[1]
-root = os.path.join(out, "videos")
-names = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs if f.endswith(".mp4"))
-write_list(os.path.join(out, "pretrain.csv"), [(n, 0, -1) for n in names], "pretrain")
-print(f"{len(names)} preprocessed videos listed in {out}/pretrain.csv")
-PY
-python -m snappix.tools.show_batch --data_path "$OUT/pretrain.csv" --data_root "$OUT/videos" \
-  --mode pretrain --log_dir "$OUT" --out "$OUT/pretrain_batch.png"
+# CPU-sized settings: super-tiny models, 16 frames of 112 x 112; batch 32; bf16 autocast on the CPU
+BATCH=32
+FT_LR=1.6e-2          # base lr for a batch of 256 -> 2e-3 at batch 32
+PT_LR=1.5e-2
+PT_WARMUP=1
+FT_WARMUP=2
+VIEWS=(--test_num_segment 2 --test_num_crop 3)
+DECOR=(--epochs 2 --moment_steps 100 --num_sample 2 --refine_max_flips 500)
+if [ "$FAST" = 1 ]; then
+  EPOCHS=2; PT_EPOCHS=1; NUM_VIDEOS=32; BATCH=8; PT_WARMUP=0; FT_WARMUP=1
+  VIEWS=(--test_num_segment 1 --test_num_crop 1)
+  DECOR=(--epochs 1 --moment_steps 20 --num_sample 1 --refine_max_flips 20)
+fi
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 
-echo
-echo "done: outputs in $OUT (pretrain_batch.png shows the frames the pretraining loader produces)"
+if [ "$KEEP" = 0 ] && [ -d "$OUT" ]; then
+  echo "quickstart: $OUT exists; moving it to $OUT.old (pass --keep to reuse finished stages)"
+  rm -rf "$OUT.old"; mv "$OUT" "$OUT.old"
+fi
+mkdir -p "$OUT"
+TIMINGS="$OUT/timings.tsv"
+START=$SECONDS
+
+# time_stage NAME CMD...: run a stage, append its wall time to timings.tsv
+time_stage() {
+  local name="$1"; shift
+  local t0=$SECONDS
+  "$@"
+  printf '%s\t%s\n' "$name" "$((SECONDS - t0))" >> "$TIMINGS"
+}
+banner() { printf '\n== %s  [%ds]\n' "$1" "$((SECONDS - START))"; }
+
+# ---------------------------------------------------------------------------------------------------
+if [ -z "$DATA" ]; then
+  banner "1. synthetic dataset: $NUM_VIDEOS clips, 8 motion-direction classes (snappix.tools.make_synthetic)"
+  if [ ! -f "$OUT/raw/classes.txt" ]; then
+    python -m snappix.tools.make_synthetic "$OUT/raw" --num_videos "$NUM_VIDEOS" --seed 0 --workers 2
+  fi
+  SAMPLING_RATE=1
+  banner "2. SnapPix preprocessing: linear grey, short side 112 (preprocess_data.py)"
+  python preprocess_data.py "$OUT/raw/videos" "$OUT/data/videos" --input_format .mp4 --cores 2
+  for f in train val pretrain pretrain_val; do cp "$OUT/raw/$f.csv" "$OUT/data/$f.csv"; done
+  cp "$OUT/raw/classes.txt" "$OUT/data/classes.txt"
+else
+  SAMPLING_RATE=2
+  banner "1. your videos: $DATA"
+  banner "2. SnapPix preprocessing: linear grey, short side 112 (preprocess_data.py)"
+  python preprocess_data.py "$DATA" "$OUT/preprocessed" --input_format .mp4,.avi,.webm,.mkv,.mov --cores 2
+  python -m snappix.tools.quickstart_lists "$OUT/preprocessed" "$OUT/data"
+fi
+ROOT="$OUT/data"
+NB_CLASSES=$(grep -c . "$ROOT/classes.txt")
+
+banner "3. decorrelation: learn the exposure pattern (run_decorrelation_training.py)"
+python run_decorrelation_training.py --data_path "$ROOT/pretrain.csv" --data_root "$ROOT" \
+  --sampling_rate "$SAMPLING_RATE" --val_stride 16 --patch_norm_coded --objective moments \
+  --train_sampling per_window "${DECOR[@]}" --lr 1e-3 --wd 0 --seed 0 \
+  --output_dir "$OUT/decorrelation" --no_progress
+PATTERN="$OUT/decorrelation/pattern_refined.pth"
+[ -f "$PATTERN" ] || PATTERN=$(ls -t "$OUT"/decorrelation/pattern_[0-9]*.pth | head -1)
+
+COMMON=(--data_root "$ROOT" --num_frames 16 --sampling_rate "$SAMPLING_RATE" --input_size 112
+        --batch_size "$BATCH" --num_workers 0 --cache_videos --device cpu --precision bf16 --seed 0
+        --save_ckpt_freq 1000)
+
+banner "4. coded MAE pretraining with the learned pattern (run_pretraining.py)"
+time_stage "coded MAE pretraining" \
+python run_pretraining.py --model pretrain_coded_videomae_super_tiny_patch8_112 --coded_type decor_fix \
+  --pattern "$PATTERN" --data_path "$ROOT/pretrain.csv" --val_path "$ROOT/pretrain_val.csv" "${COMMON[@]}" \
+  --mask_type tube --mask_ratio 0.85 --decoder_mask_type run_cell --decoder_mask_ratio 0.75 --decoder_depth 2 \
+  --epochs "$PT_EPOCHS" --warmup_epochs "$PT_WARMUP" --lr "$PT_LR" --opt_betas 0.9 0.95 --eval_freq "$PT_EPOCHS" \
+  --save_recon 2 --output_dir "$OUT/pretrain" --log_dir "$OUT/tensorboard/pretrain"
+
+# finetune NAME DIR MODEL [extra flags]: same recipe for every model (matched budget)
+finetune() {
+  local name="$1" dir="$2" model="$3"; shift 3
+  time_stage "$name" \
+  python run_finetuning.py --model "$model" "$@" --data_set custom --nb_classes "$NB_CLASSES" \
+    --data_path "$ROOT/train.csv" --val_path "$ROOT/val.csv" --test_path "$ROOT/val.csv" \
+    --class_names "$ROOT/classes.txt" "${COMMON[@]}" --short_side_size 112 \
+    --epochs "$EPOCHS" --warmup_epochs "$FT_WARMUP" --lr "$FT_LR" --layer_decay 1.0 --weight_decay 0.05 \
+    --mixup 0 --cutmix 0 --reprob 0 --aa none --smoothing 0.1 --flip off --drop_path 0 --train_crop_scale 0.6 1.0 \
+    --eval_freq 5 --test_best "${VIEWS[@]}" --output_dir "$OUT/$dir" --log_dir "$OUT/tensorboard/$dir"
+}
+# --flip off: a horizontal flip turns E into W, i.e. changes the label of a motion-direction class.
+
+banner "5. finetune the coded ViT from the coded MAE (run_finetuning.py)"
+finetune "coded ViT (SnapPix)" ft_coded coded_vit_super_tiny_patch8_112 --coded_type decor_fix \
+  --pattern "$PATTERN" --finetune "$OUT/pretrain/checkpoint-latest.pth"
+
+banner "6. baselines with the same recipe: single frame, long exposure, full-video ViT"
+finetune "short exposure (1 frame)" ft_short coded_vit_super_tiny_patch8_112 --coded_type short
+finetune "long exposure (mean of 16)" ft_long coded_vit_super_tiny_patch8_112 --coded_type long
+finetune "video ViT (16 frames)" ft_video video_vit_super_tiny_patch16_112
+
+banner "7. results (multi-view test of each model's best checkpoint on the validation clips)"
+python -m snappix.tools.quickstart_report --out_dir "$OUT" --pattern "$PATTERN" \
+  --run "coded ViT (SnapPix)=$OUT/ft_coded" \
+  --run "short exposure (1 frame)=$OUT/ft_short" --run "long exposure (mean of 16)=$OUT/ft_long" \
+  --run "video ViT (16 frames)=$OUT/ft_video" --total_seconds "$((SECONDS - START))"

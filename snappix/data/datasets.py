@@ -243,7 +243,7 @@ class VideoClsDataset(_VideoListDataset):
                  short_side_size: int = 112, num_sample: int = 1, test_num_segment: int = 5,
                  test_num_crop: int = 3, aa: str | None = "rand-m7-n4-mstd0.5-inc1", reprob: float = 0.25,
                  flip: bool = True, gray: str | None = "first", mean=None, std=None, dense_style: str = "videomae",
-                 **kwargs):
+                 crop_scale: tuple[float, float] = (0.08, 1.0), **kwargs):
         if mode not in ("train", "validation", "test"):
             raise ValueError(f"mode must be train, validation or test, got {mode!r}")
         if sampling not in ("dense", "segment"):
@@ -256,7 +256,7 @@ class VideoClsDataset(_VideoListDataset):
         self.dense_style = dense_style
         if mode == "train":
             self.transform = FinetuneTrainTransform(input_size, aa=aa, reprob=reprob, flip=flip, gray=gray,
-                                                    mean=mean, std=std)
+                                                    mean=mean, std=std, scale=tuple(crop_scale))
         else:
             self.transform = EvalTransform(input_size, short_side_size, gray=gray, mean=mean, std=std)
 

@@ -1,9 +1,25 @@
-"""A small labelled synthetic video dataset, written as real encoded video files.
+"""The embedded dataset: labelled synthetic videos in which only motion tells the classes apart.
 
-Each clip shows a textured square moving over a textured, noisy background; the class is the
-direction of motion (8 compass directions, 45 degrees apart), so a single frame cannot tell the
-classes apart. Deterministic given the seed. Used by the quickstart and the tests when no real
-dataset is at hand.
+Each clip shows 6-10 textured objects (disc, square, triangle, ring or diamond; checker, stripes,
+blobs, gradient or noise texture; 14-30 % of the frame height; now and then dark on bright) crossing a
+textured background that drifts slowly in a random direction. All objects of a clip move the same way
+at 1-2 px per frame; the class is that direction of motion, one of
+:data:`DIRECTIONS` (8 compass directions, 45 degrees apart, with +-10 degrees of jitter), so:
+
+* a single frame cannot tell the classes apart (position, shape, texture, size, brightness and
+  background are drawn independently of the label);
+* a long exposure (the mean over time, symmetric in time) shows the axis of the motion as a streak
+  but cannot tell opposite directions apart (E from W, NE from SW, ...): at best 4 of the 8 classes;
+* 16 frames, or a coded exposure that time-stamps the pixels of each tile, can.
+
+Frames pass through a simple sensor model (per-clip exposure gain and offset, slow flicker, shot-like
+noise proportional to sqrt(intensity) plus read noise) and are encoded as H.264 with PyAV. The data
+are a function of the seed alone: clip ``i`` of seed ``s`` is rendered with
+``numpy.random.default_rng([s, i])`` so adding clips never changes the existing ones.
+
+``make_dataset`` writes ``videos/NNNN_<DIR>.mp4`` plus ``train.csv`` / ``val.csv`` (``path label``,
+balanced classes, the last ``val_fraction`` of each class held out), ``pretrain.csv`` and
+``pretrain_val.csv`` (``path 0 -1``: the training / validation clips) and ``classes.txt``.
 """
 
 from __future__ import annotations
@@ -15,47 +31,162 @@ from fractions import Fraction
 import numpy as np
 
 DIRECTIONS = ("E", "NE", "N", "NW", "W", "SW", "S", "SE")
+SHAPES = ("disc", "square", "triangle", "ring", "diamond")
+TEXTURES = ("checker", "stripes", "blobs", "gradient", "noise")
 
 
-def render_clip(label: int, num_frames: int = 48, height: int = 128, width: int = 160,
-                rng: np.random.Generator | None = None) -> np.ndarray:
-    """Frames of one clip whose square moves in direction ``DIRECTIONS[label]``.
+def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
+    """Band-limited noise in [0, 1], float32 ``(height, width)``: a coarse random grid, bilinearly upsampled."""
+    gh, gw = height // cell + 2, width // cell + 2
+    grid = rng.random((gh, gw)).astype(np.float32)
+    ys = np.arange(height, dtype=np.float32) / cell
+    xs = np.arange(width, dtype=np.float32) / cell
+    y0, x0 = ys.astype(int), xs.astype(int)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+    a = grid[y0][:, x0]
+    b = grid[y0][:, x0 + 1]
+    c = grid[y0 + 1][:, x0]
+    d = grid[y0 + 1][:, x0 + 1]
+    return (a * (1 - fy) * (1 - fx) + b * (1 - fy) * fx + c * fy * (1 - fx) + d * fy * fx).astype(np.float32)
+
+
+def _texture(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
+    """A procedural texture, float32 ``(size, size, 3)`` in [0, 1]."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    if kind == "checker":
+        cell = int(rng.integers(3, 8))
+        base = (((yy // cell) + (xx // cell)) % 2).astype(np.float32)
+    elif kind == "stripes":
+        theta = rng.uniform(0, math.pi)
+        period = rng.uniform(4, 10)
+        base = 0.5 + 0.5 * np.sin(2 * math.pi * (xx * math.cos(theta) + yy * math.sin(theta)) / period)
+    elif kind == "blobs":
+        base = _smooth_noise(rng, size, size, int(rng.integers(3, 7)))
+    elif kind == "gradient":
+        theta = rng.uniform(0, 2 * math.pi)
+        base = (xx * math.cos(theta) + yy * math.sin(theta))
+        base = (base - base.min()) / max(float(np.ptp(base)), 1e-6)
+    elif kind == "noise":
+        base = rng.random((size, size)).astype(np.float32)
+    else:
+        raise ValueError(f"unknown texture {kind!r}; valid: {TEXTURES}")
+    low, high = rng.uniform(0.45, 0.7), rng.uniform(0.8, 1.0)
+    tint = rng.uniform(0.75, 1.0, 3).astype(np.float32)
+    return ((low + (high - low) * base)[..., None] * tint).astype(np.float32)
+
+
+def _shape_mask(size: int, kind: str) -> np.ndarray:
+    """Alpha of a shape filling a ``size x size`` box, float32 in {0, 1}."""
+    r = (size - 1) / 2
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    dy, dx = yy - r, xx - r
+    if kind == "disc":
+        m = dx ** 2 + dy ** 2 <= r ** 2
+    elif kind == "square":
+        m = np.ones((size, size), bool)
+    elif kind == "triangle":
+        m = (yy >= size * 0.1) & (np.abs(dx) <= (yy + 1) * 0.5)
+    elif kind == "ring":
+        d2 = dx ** 2 + dy ** 2
+        m = (d2 <= r ** 2) & (d2 >= (0.45 * r) ** 2)
+    elif kind == "diamond":
+        m = np.abs(dx) + np.abs(dy) <= r
+    else:
+        raise ValueError(f"unknown shape {kind!r}; valid: {SHAPES}")
+    return m.astype(np.float32)
+
+
+def render_clip(label: int, num_frames: int = 48, height: int = 120, width: int = 160,
+                rng: np.random.Generator | None = None, speed: tuple[float, float] = (1.0, 2.0),
+                num_objects: tuple[int, int] = (6, 10)) -> np.ndarray:
+    """Frames of one clip whose objects move in direction ``DIRECTIONS[label]``.
+
+    Args:
+        label: class index in ``[0, 8)``; the motion angle is ``label * 45`` degrees (counter-clockwise
+            from east, image y pointing up) (N = up the screen) plus uniform jitter of +-10 degrees, shared by all objects.
+        num_frames, height, width: clip size; objects are 14-30 % of the height (at least 12 px).
+        rng: the generator (all randomness comes from it).
+        speed: range of the clip's speed in pixels per frame (each object +-15 % around it).
+        num_objects: inclusive range of the number of objects; each is placed uniformly in the frame
+            at the middle frame, so objects enter and leave over the clip.
 
     Returns:
         uint8 RGB ``(num_frames, height, width, 3)``.
+
+    Raises:
+        ValueError: label out of range, or a frame smaller than 24 px.
     """
     rng = rng if rng is not None else np.random.default_rng()
     if not 0 <= label < len(DIRECTIONS):
         raise ValueError(f"label must be in [0, {len(DIRECTIONS)}), got {label}")
-    background = rng.integers(40, 140, (height + 16, width + 16, 3)).astype(np.float32)
-    size = int(rng.integers(height // 5, height // 3))
-    texture = rng.integers(120, 255, (size, size, 3)).astype(np.float32)
-    angle = label * math.pi / 4
-    speed = rng.uniform(1.0, 2.0)
-    dx, dy = speed * math.cos(angle), -speed * math.sin(angle)
-    travel_x, travel_y = dx * (num_frames - 1), dy * (num_frames - 1)
-    x0 = rng.uniform(max(0, -travel_x), max(1, width - size - max(0, travel_x)))
-    y0 = rng.uniform(max(0, -travel_y), max(1, height - size - max(0, travel_y)))
+    if min(height, width) < 24:
+        raise ValueError(f"frames must be at least 24 px, got {height}x{width}")
+    # background: two octaves of smooth noise, tinted, larger than the frame so it can drift
+    pad = int(math.ceil(0.3 * num_frames)) + 2
+    bh, bw = height + 2 * pad, width + 2 * pad
+    back = 0.6 * _smooth_noise(rng, bh, bw, int(rng.integers(12, 28))) + 0.4 * _smooth_noise(rng, bh, bw, 4)
+    back = (rng.uniform(0.15, 0.35) + rng.uniform(0.2, 0.4) * back)[..., None] * rng.uniform(0.8, 1.0, 3)
+    back = back.astype(np.float32)
+    drift_angle = rng.uniform(0, 2 * math.pi)
+    drift = rng.uniform(0.05, 0.25)
+    bdx, bdy = drift * math.cos(drift_angle), drift * math.sin(drift_angle)
+
+    angle = math.radians(label * 45 + rng.uniform(-10, 10))
+    v = rng.uniform(*speed)
+    half = (num_frames - 1) / 2
+    objects = []
+    for _ in range(int(rng.integers(num_objects[0], num_objects[1] + 1))):
+        size = int(rng.integers(max(12, int(0.14 * height)), max(13, int(0.30 * height)) + 1))
+        shape = _shape_mask(size, SHAPES[int(rng.integers(len(SHAPES)))])
+        texture = _texture(rng, size, TEXTURES[int(rng.integers(len(TEXTURES)))])
+        if rng.random() < 0.3:  # a dark object on the brighter background now and then
+            texture = 0.45 - 0.35 * texture
+        ov = v * rng.uniform(0.85, 1.15)  # all objects share the direction; speeds differ a little
+        dx, dy = ov * math.cos(angle), -ov * math.sin(angle)
+        # position at the middle frame anywhere in the frame; the path extends both ways from there
+        mid_x, mid_y = rng.uniform(0, width) - size / 2, rng.uniform(0, height) - size / 2
+        objects.append((size, shape, texture, mid_x - dx * half, mid_y - dy * half, dx, dy))
+
+    gain, offset = rng.uniform(0.7, 1.25), rng.uniform(-0.04, 0.06)
+    flicker_amp, flicker_period = rng.uniform(0.0, 0.04), rng.uniform(8, 30)
+    read_noise, shot = rng.uniform(0.006, 0.02), rng.uniform(0.01, 0.03)
+
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
     for t in range(num_frames):
-        ox, oy = (t // 8) % 3, (t // 12) % 3  # slight background drift
-        frame = background[oy:oy + height, ox:ox + width].copy()
-        x = int(np.clip(round(x0 + dx * t), 0, width - size))
-        y = int(np.clip(round(y0 + dy * t), 0, height - size))
-        frame[y:y + size, x:x + size] = texture
-        frame += rng.normal(0, 4, frame.shape)
-        frames[t] = np.clip(frame, 0, 255).astype(np.uint8)
+        ox = int(round(pad + bdx * (t - half)))
+        oy = int(round(pad + bdy * (t - half)))
+        frame = back[oy:oy + height, ox:ox + width].copy()
+        for size, shape, texture, x_start, y_start, dx, dy in objects:
+            x, y = int(round(x_start + dx * t)), int(round(y_start + dy * t))
+            x0, y0 = max(x, 0), max(y, 0)
+            x1, y1 = min(x + size, width), min(y + size, height)
+            if x1 > x0 and y1 > y0:
+                a = shape[y0 - y:y1 - y, x0 - x:x1 - x, None]
+                region = frame[y0:y1, x0:x1]
+                frame[y0:y1, x0:x1] = region * (1 - a) + texture[y0 - y:y1 - y, x0 - x:x1 - x] * a
+        level = gain * (1 + flicker_amp * math.sin(2 * math.pi * t / flicker_period)) * frame + offset
+        level = np.clip(level, 0, 1)
+        level = level + rng.normal(0, 1, level.shape).astype(np.float32) * (shot * np.sqrt(level) + read_noise)
+        frames[t] = np.clip(level * 255 + 0.5, 0, 255).astype(np.uint8)
     return frames
 
 
 def write_video(path: str, frames: np.ndarray, fps: int = 25) -> None:
-    """Encode uint8 RGB frames ``(T, H, W, 3)`` as H.264 (crf 18, yuv420p) with PyAV."""
+    """Encode uint8 RGB frames ``(T, H, W, 3)`` as H.264 (crf 18, yuv420p, one encoder thread) with PyAV.
+
+    Raises:
+        ValueError: frames not ``(T, H, W, 3)`` uint8 with even H and W (yuv420p needs them).
+    """
     import av
 
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"{path}: frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    if frames.shape[1] % 2 or frames.shape[2] % 2:
+        raise ValueError(f"{path}: H.264 yuv420p needs even sizes, got {frames.shape[1]}x{frames.shape[2]}")
     with av.open(path, "w") as out:
         stream = out.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast"}
+        stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}  # 1 thread: same bytes everywhere
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 out.mux(packet)
@@ -63,28 +194,86 @@ def write_video(path: str, frames: np.ndarray, fps: int = 25) -> None:
             out.mux(packet)
 
 
-def make_dataset(out_dir: str, num_videos: int = 32, seed: int = 0, num_frames: int = 48,
-                 val_fraction: float = 0.25) -> dict[str, str]:
-    """Write ``num_videos`` clips (classes balanced) plus ``train.csv`` / ``val.csv`` (``path label``)
-    and ``pretrain.csv`` (``path 0 -1``, the training clips) into ``out_dir``.
+def clip_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of clip ``index`` of dataset ``seed`` (independent of how many clips are made)."""
+    return np.random.default_rng([seed, index])
+
+
+def _write_clip(job: tuple[str, int, int, int, int, int, int]) -> tuple[str, int]:
+    """Render and encode clip ``index`` (atomic: a temporary name, then rename)."""
+    out_dir, seed, index, num_frames, height, width, num_classes = job
+    label = index % num_classes
+    rel = f"videos/{index:04d}_{DIRECTIONS[label]}.mp4"
+    final = os.path.join(out_dir, rel)
+    tmp = final + ".part.mp4"
+    write_video(tmp, render_clip(label, num_frames, height, width, rng=clip_rng(seed, index)))
+    os.replace(tmp, final)
+    return rel, label
+
+
+def make_dataset(out_dir: str, num_videos: int = 32, seed: int = 0, num_frames: int = 32,
+                 val_fraction: float = 0.25, height: int = 120, width: int = 160,
+                 progress: bool = False, workers: int = 1) -> dict[str, str]:
+    """Write ``num_videos`` clips (classes balanced: clip ``i`` has label ``i % 8``) and the lists.
+
+    Args:
+        out_dir: created if needed; clips go to ``out_dir/videos``. Existing clips of the same name
+            are rewritten (the output is deterministic, so this is idempotent).
+        val_fraction: share of each class held out for ``val.csv`` (the last clips of each class; at
+            least one per class with two or more clips when ``val_fraction > 0``).
+        progress: show a tqdm bar.
+        workers: processes rendering and encoding clips (the output does not depend on it).
 
     Returns:
-        the paths of the three lists.
-    """
-    from .lists import write_list
+        ``{"train", "val", "pretrain", "pretrain_val", "classes"}`` -> file path.
 
+    Raises:
+        ValueError: fewer clips than classes.
+    """
+    from .lists import write_lines, write_list
+
+    if num_videos < len(DIRECTIONS):
+        raise ValueError(f"need at least {len(DIRECTIONS)} videos (one per class), got {num_videos}")
     os.makedirs(os.path.join(out_dir, "videos"), exist_ok=True)
-    rng = np.random.default_rng(seed)
+    jobs = [(out_dir, seed, i, num_frames, height, width, len(DIRECTIONS)) for i in range(num_videos)]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=num_videos, desc="synthetic clips", unit="clip")
     rows = []
-    for i in range(num_videos):
-        label = i % len(DIRECTIONS)
-        rel = f"videos/{i:04d}_{DIRECTIONS[label]}.mp4"
-        write_video(os.path.join(out_dir, rel), render_clip(label, num_frames, rng=rng))
-        rows.append((rel, label))
-    num_val = max(1, int(round(num_videos * val_fraction)))
-    train, val = rows[:-num_val], rows[-num_val:]
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for row in pool.imap(_write_clip, jobs, chunksize=4):
+                rows.append(row)
+                if bar is not None:
+                    bar.update()
+    else:
+        for job in jobs:
+            rows.append(_write_clip(job))
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
+    per_class: dict[int, list] = {}
+    for row in rows:
+        per_class.setdefault(row[1], []).append(row)
+    train, val = [], []
+    for label in sorted(per_class):
+        items = per_class[label]
+        n_val = max(1, int(round(len(items) * val_fraction))) if len(items) > 1 and val_fraction > 0 else 0
+        train += items[:len(items) - n_val]
+        val += items[len(items) - n_val:]
+    train.sort()
+    val.sort()
     lists = {name: os.path.join(out_dir, f"{name}.csv") for name in ("train", "val", "pretrain")}
     write_list(lists["train"], train, "cls")
     write_list(lists["val"], val, "cls")
     write_list(lists["pretrain"], [(r, 0, -1) for r, _ in train], "pretrain")
+    lists["pretrain_val"] = os.path.join(out_dir, "pretrain_val.csv")
+    write_list(lists["pretrain_val"], [(r, 0, -1) for r, _ in val], "pretrain")
+    lists["classes"] = os.path.join(out_dir, "classes.txt")
+    write_lines(lists["classes"], list(DIRECTIONS))
     return lists
