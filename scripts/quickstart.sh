@@ -96,6 +96,11 @@ else
 fi
 ROOT="$OUT/data"
 NB_CLASSES=$(grep -c . "$ROOT/classes.txt")
+NUM_TRAIN=$(grep -c . "$ROOT/train.csv")
+if [ "$NUM_TRAIN" -lt "$BATCH" ]; then  # a tiny folder: one batch per epoch rather than none
+  echo "quickstart: $NUM_TRAIN training clips; batch size $BATCH -> $NUM_TRAIN"
+  BATCH=$NUM_TRAIN
+fi
 
 banner "3. decorrelation: learn the exposure pattern (run_decorrelation_training.py)"
 python run_decorrelation_training.py --data_path "$ROOT/pretrain.csv" --data_root "$ROOT" \
