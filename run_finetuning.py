@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 
-import timm
 import torch
 from torch.distributed.elastic.multiprocessing.errors import record
 
@@ -29,9 +28,9 @@ from snappix.engine import checkpoint as C
 from snappix.engine import distributed as D
 from snappix.engine.loop import evaluate
 from snappix.engine.multiview import multiview_test
-from snappix.engine.runner import build_loader, fit
 from snappix.engine.pretrained import load_pretrained
-from snappix.models.registry import resolve_model_name
+from snappix.engine.runner import build_loader, fit
+from snappix.models.factory import classifier_from_flags
 from snappix.objectives import ClassificationLoss
 from snappix.tools.check_data import check_lists_for_training
 
@@ -144,16 +143,7 @@ def make_dataset(args, path: str, mode: str) -> VideoClsDataset:
 
 
 def build_model(args, num_classes: int) -> torch.nn.Module:
-    kwargs = dict(num_classes=num_classes, drop_path_rate=args.drop_path, img_size=args.input_size,
-                  num_frames=args.num_frames)
-    if args.coded_type is not None:
-        kwargs.update(coded_type=args.coded_type, pattern_path=args.pattern, pattern_dir=args.pattern_dir)
-    if args.model.startswith("kcenter_vit"):
-        kwargs.update(num_sample_patches=args.kcenter_num_patches, num_hybrid_frames=args.kcenter_hybrid_frames,
-                      time_division=args.kcenter_time_division, space_division=args.kcenter_space_division,
-                      temporal_coef=args.kcenter_temporal_coef, spatial_coef=args.kcenter_spatial_coef,
-                      first_center=args.kcenter_first_center)
-    return timm.create_model(resolve_model_name(args.model), **kwargs)
+    return classifier_from_flags(vars(args), num_classes)
 
 
 def eval_loader(args, info, dataset):

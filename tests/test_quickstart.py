@@ -99,3 +99,15 @@ def test_timings_and_table(tmp_path):
     table = format_table(rows)
     assert "| coded | decor_fix | scratch | 90.0 (2x3) | 85.0 | 196 | 0.600 | 12,544 (16x fewer) | 10 s |" in table
     assert "| video | none | scratch | n/a | n/a | 196 | 0.700 | 200,704 | n/a |" in table
+
+
+def test_results_table_rebuilds_the_finetuned_model_from_its_config():
+    """results_table and run_finetuning.py share one flag -> model mapping (snappix.models.factory)."""
+    from snappix.tools.results_table import build_model_from_config
+
+    coded = build_model_from_config({"model": "coded_vit_super_tiny_patch8_112", "coded_type": "long",
+                                     "nb_classes": 3, "input_size": 112, "num_frames": 16})
+    assert coded.get_classifier().out_features == 3 and coded.sensor is not None
+    kc = build_model_from_config({"model": "kcenter_vit_super_tiny_patch8_112", "nb_classes": 4,
+                                  "kcenter_hybrid_frames": 0, "kcenter_time_division": 2})
+    assert kc.time_division == 2

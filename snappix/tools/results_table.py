@@ -64,25 +64,9 @@ def load_run_config(run_dir: str) -> dict:
 
 def build_model_from_config(cfg: dict) -> torch.nn.Module:
     """The classifier a finetuning config describes, randomly initialised (eval mode)."""
-    import timm
+    from snappix.models.factory import classifier_from_flags
 
-    import snappix.models  # noqa: F401  (registers the models)
-    from snappix.models.registry import resolve_model_name
-
-    kwargs = dict(num_classes=int(cfg.get("nb_classes") or 2), img_size=int(cfg.get("input_size", 112)),
-                  num_frames=int(cfg.get("num_frames", 16)))
-    for key, value in cfg.items():  # k-center and other model options recorded by run_finetuning.py
-        if key.startswith("kcenter_") and value is not None:
-            kwargs[key[len("kcenter_"):]] = value
-    if cfg.get("coded_type"):
-        kwargs.update(coded_type=cfg["coded_type"], pattern_path=cfg.get("pattern"), pattern_dir=cfg.get("pattern_dir"))
-    try:
-        model = timm.create_model(resolve_model_name(cfg["model"]), **kwargs)
-    except TypeError:  # a model without the k-center options
-        kwargs = {k: v for k, v in kwargs.items() if k in ("num_classes", "img_size", "num_frames", "coded_type",
-                                                           "pattern_path", "pattern_dir")}
-        model = timm.create_model(resolve_model_name(cfg["model"]), **kwargs)
-    return model.eval()
+    return classifier_from_flags(cfg, int(cfg.get("nb_classes") or 2)).eval()
 
 
 @torch.no_grad()
