@@ -25,8 +25,11 @@ from snappix.engine import distributed as D
 from snappix.engine.loop import evaluate
 from snappix.engine.runner import build_loader, fit
 from snappix.masking import MASK_TYPES, build_mask_generator
+from snappix.masking.kcenter import FIRST_CENTER_MODES
+from snappix.masking.kcenter_masking import KCenterMaskGenerator
 from snappix.masking.saliency import (SALIENCY_MASK_TYPES, SAVI_SEMANTICS, MissingSaliencyError,
                                       build_saliency_mask_generator, saliency_path)
+from snappix.models.mae import PretrainCodedMAE
 from snappix.objectives import build_objective
 from snappix.tools.check_data import check_lists_for_training
 
@@ -43,8 +46,9 @@ def build_parser():
     g.add_argument("--pattern", default=None, help="exposure pattern file (decor_fix / decor_learn)")
     g.add_argument("--pattern_dir", default=None, help="folder with SnapPix's released pattern files")
     g.add_argument("--tubelet_size", type=int, default=2)
-    g.add_argument("--mask_type", default="tube", choices=MASK_TYPES + SALIENCY_MASK_TYPES,
-                   help="savi: SaViMAE saliency-aware masking; attention: per-frame visible draw weighted by saliency")
+    g.add_argument("--mask_type", default="tube", choices=MASK_TYPES + SALIENCY_MASK_TYPES + ("kcenter",),
+                   help="savi: SaViMAE saliency-aware masking; attention: per-frame visible draw weighted by "
+                        "saliency; kcenter: the encoder sees the tokens greedy k-center picks (ECCV'22)")
     g.add_argument("--saliency", default="precomputed", choices=["precomputed", "online"],
                    help="savi / attention: read --saliency_root arrays (snappix.tools.saliency) or compute "
                         "saliency from the sampled clip")
@@ -57,6 +61,15 @@ def build_parser():
     g.add_argument("--saliency_threshold", type=float, default=0.5, help="online saliency binarisation")
     g.add_argument("--saliency_pool", default="max", choices=["max", "mean"], help="pooling over a tubelet")
     g.add_argument("--mask_ratio", type=float, default=0.85)
+    k = parser.add_argument_group("k-center encoder mask (--mask_type kcenter; same meaning as run_finetuning.py)")
+    k.add_argument("--kcenter_time_division", type=int, default=1,
+                   help="independent k-center runs on this many contiguous chunks of token slots")
+    k.add_argument("--kcenter_space_division", type=int, default=1,
+                   help="> 1: at most one visible token per cell of an N x N spatial grid per chunk")
+    k.add_argument("--kcenter_temporal_coef", type=float, default=1.0, help="multiplier of the t coordinate")
+    k.add_argument("--kcenter_spatial_coef", type=float, default=1.0, help="multiplier of the h, w coordinates")
+    k.add_argument("--kcenter_first_center", default="random", choices=list(FIRST_CENTER_MODES),
+                   help="first centre: random (from the sample's seeded generator) or the centre patch")
     g.add_argument("--decoder_mask_type", default="run_cell", choices=MASK_TYPES)
     g.add_argument("--decoder_mask_ratio", type=float, default=0.5)
     g.add_argument("--decoder_depth", type=int, default=4)
@@ -81,11 +94,18 @@ def build_model(args):
     return model
 
 
-def build_dataset(args, path: str, grid, train: bool):
+def build_dataset(args, path: str, grid, train: bool, tube_mask: bool = False):
+    """The pretraining dataset with its encoder / decoder mask generators over the token ``grid``;
+    ``tube_mask``: the model needs the same spatial positions hidden in every slot (coded MAE), which
+    ``--mask_type kcenter`` then selects over whole tubes."""
     if args.task == "reconstruction":
         enc, dec = build_mask_generator("none", grid, 0.0), build_mask_generator("none", grid, 0.0)
     else:
-        if args.mask_type in SALIENCY_MASK_TYPES:
+        if args.mask_type == "kcenter":
+            enc = KCenterMaskGenerator(grid, args.mask_ratio, args.kcenter_time_division,
+                                       args.kcenter_space_division, args.kcenter_temporal_coef,
+                                       args.kcenter_spatial_coef, args.kcenter_first_center, tube=tube_mask)
+        elif args.mask_type in SALIENCY_MASK_TYPES:
             enc = build_saliency_mask_generator(
                 args.mask_type, grid, args.patch_size, args.tubelet_size, args.saliency, args.saliency_root,
                 args.mask_ratio, args.salient_mask_ratio, args.nonsalient_mask_ratio, args.savi_semantics,
@@ -150,14 +170,15 @@ def main(argv=None) -> dict:
     model = build_model(args)
     log.info("model %s: %.2f M parameters", args.model, sum(p.numel() for p in model.parameters()) / 1e6)
     args.patch_size = model.patch_size
-    dataset = build_dataset(args, args.data_path, model.grid, train=True)
+    tube_mask = isinstance(model, PretrainCodedMAE)  # one coded image: one spatial mask for every slot
+    dataset = build_dataset(args, args.data_path, model.grid, train=True, tube_mask=tube_mask)
     collate = multiple_samples_collate if args.num_sample > 1 else None
     loader, sampler = build_loader(dataset, args, info, train=True, collate_fn=collate)
     objective = build_objective(args.task, args.tubelet_size, model.patch_size, args.normalize_target)
     eval_fn = None
     if args.val_path:
-        val_loader, _ = build_loader(build_dataset(args, args.val_path, model.grid, train=False), args, info,
-                                     train=False)
+        val_loader, _ = build_loader(build_dataset(args, args.val_path, model.grid, train=False,
+                                                   tube_mask=tube_mask), args, info, train=False)
         eval_fn = make_eval_fn(args, info, objective, val_loader, model.patch_size)
     history = fit(args, info, model, objective, loader, sampler, eval_fn)
     D.cleanup()

@@ -42,12 +42,13 @@ def test_matches_brute_force(td, sd):
     t, h, w, d = 4, 4, 4, 6
     pts = rng.normal(size=(2, t, h, w, d))
     k = 4 * td if sd > 1 else 10 * td
-    ours = kcenter_select(torch.from_numpy(pts), k, td, sd, first="center")
+    ours = {m: kcenter_select(torch.from_numpy(pts), k, td, sd, first="center", method=m) for m in ("dense", "bounded")}
     pair = kcenter_greedy_pairwise(torch.from_numpy(pts), k, td, sd, first="center")
     first = (t // td // 2) * h * w + (h // 2) * w + w // 2
     for b in range(2):
         ref = brute_force(pts[b].reshape(-1, d), k, first, td, sd, (t, h, w))
-        assert ours[b].tolist() == ref
+        assert ours["dense"][b].tolist() == ref
+        assert ours["bounded"][b].tolist() == ref
         assert pair[b].tolist() == ref
 
 
@@ -91,6 +92,37 @@ def test_large_batch_matches_pairwise_on_exact_values():
     a = kcenter_select(pts, 60, first="center")
     b = kcenter_greedy_pairwise(pts, 60, first="center")
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("sd", [1, 4])
+def test_bounded_skips_work_but_selects_like_dense(sd, monkeypatch):
+    """The projection bound must never skip a point whose minimum would change: on smooth, low-rank
+    "video" (where it skips most points) and on white noise (where it can skip almost none), with and
+    without spatial cells, the bounded loop returns exactly the dense selection."""
+    g = torch.Generator().manual_seed(1)
+    t, h, w = 6, 8, 8
+    basis = torch.randn(6, 48, generator=g)
+    smooth = torch.randn(3, t, h, w, 6, generator=g).cumsum(1).cumsum(2) @ basis / 8  # low rank, correlated
+    smooth = (smooth * 64).round() / 64  # exact distances: a tie is a tie in both loops
+    noise = torch.randint(-64, 64, (3, t, h, w, 48), generator=g).float() / 64
+    import snappix.masking.kcenter as kc
+    calls = []
+    real = kc._greedy_bounded
+
+    def spy(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(kc, "_greedy_bounded", spy)
+    k = 16 if sd > 1 else 120
+    for pts in (smooth, noise):
+        dense = kcenter_select(pts, k, space_division=sd, first="center", method="dense")
+        bounded = kcenter_select(pts, k, space_division=sd, first="center", method="bounded")
+        assert torch.equal(dense, bounded)
+        assert torch.equal(bounded, kcenter_select(pts, k, space_division=sd, first="center"))  # auto on CPU
+    assert len(calls) == 4
+    with pytest.raises(ValueError, match="method"):
+        kcenter_select(smooth, k, method="fast")
 
 
 def test_coordinates_and_points():

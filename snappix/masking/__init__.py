@@ -7,14 +7,16 @@ documented number of ``True`` (= hidden) entries:
 * :mod:`~snappix.masking.saliency`: SaViMAE saliency-aware masking (needs the sampled clip);
 * :mod:`~snappix.masking.attention`: attention-guided masking (UMT / VideoMamba), on numpy or the device.
 
-Model-side token selection: :mod:`~snappix.masking.kcenter` (K-centered patch sampling, ECCV'22).
+Model-side token selection: :mod:`~snappix.masking.kcenter` (K-centered patch sampling, ECCV'22); the
+same selection as a data-side encoder mask: :mod:`~snappix.masking.kcenter_masking` (needs the sampled clip).
 """
 
 from .attention import AttentionGuidedMasking, attention_guided_mask
 from .generators import MASK_TYPES, RandomMasking, RunningCellMasking, TubeMasking, build_mask_generator
 from .kcenter import kcenter_select
+from .kcenter_masking import KCenterMaskGenerator
 from .saliency import SALIENCY_MASK_TYPES, SAVI_SEMANTICS, SaliencyMaskGenerator, SaliencyMasking
 
 __all__ = ["MASK_TYPES", "RandomMasking", "RunningCellMasking", "TubeMasking", "build_mask_generator",
-           "AttentionGuidedMasking", "attention_guided_mask", "kcenter_select", "SALIENCY_MASK_TYPES",
+           "AttentionGuidedMasking", "attention_guided_mask", "kcenter_select", "KCenterMaskGenerator", "SALIENCY_MASK_TYPES",
            "SAVI_SEMANTICS", "SaliencyMaskGenerator", "SaliencyMasking"]

@@ -9,6 +9,8 @@
 * :mod:`~snappix.models.tokens`: mask validation, visible-token selection.
 * :mod:`~snappix.models.vit`: :class:`VideoViTEncoder`.
 * :mod:`~snappix.models.mae`: :class:`PretrainVideoMAE`, :class:`PretrainCodedMAE` (SnapPix).
+* :mod:`~snappix.models.teacher_attention`: :func:`cls_attention` of a timm ViT teacher per frame (the score of
+  attention-guided masking; import from the module).
 * :mod:`~snappix.models.registry`: ``pretrain_videomae_*`` / ``pretrain_coded_videomae_*`` in timm's registry
   (importing this package registers them).
 """
