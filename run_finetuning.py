@@ -60,6 +60,9 @@ def build_parser():
                         "segment (VideoMAE SSV2, Kinetics_sparse); default: segment for Kinetics_sparse")
     g.add_argument("--short_side_size", type=int, default=112)
     g.add_argument("--drop_path", type=float, default=0.1)
+    g.add_argument("--init_scale", type=float, default=0.001,
+                   help="multiplier of the freshly initialised head (VideoMAE/SnapPix 0.001; 1 for short "
+                        "schedules, where a near-zero head delays learning)")
     g.add_argument("--smoothing", type=float, default=0.1)
     g.add_argument("--mixup", type=float, default=0.8)
     g.add_argument("--cutmix", type=float, default=1.0)
@@ -71,6 +74,9 @@ def build_parser():
     g.add_argument("--aa", default="rand-m7-n4-mstd0.5-inc1", help="RandAugment policy ('' or none: off)")
     g.add_argument("--train_crop_scale", type=float, nargs=2, default=(0.08, 1.0), metavar=("MIN", "MAX"),
                    help="area range of the training random resized crop (VideoMAE: 0.08 1.0)")
+    g.add_argument("--train_crop_ratio", type=float, nargs=2, default=(3 / 4, 4 / 3), metavar=("MIN", "MAX"),
+                   help="aspect-ratio range of the training random resized crop (VideoMAE: 0.75 1.333); 1 1 "
+                        "keeps square crops, so motion directions and speeds are not distorted")
     g.add_argument("--flip", default="auto", choices=["auto", "on", "off"], help="horizontal flip (auto: off for SSV2)")
     g.add_argument("--coded_type", default=None, help="sensor pattern of coded models")
     g.add_argument("--pattern", default=None, help="exposure pattern file")
@@ -139,7 +145,8 @@ def make_dataset(args, path: str, mode: str) -> VideoClsDataset:
                            aa=args.aa if args.aa and args.aa != "none" else None, reprob=args.reprob, flip=flip,
                            video_backend=args.video_backend, max_bad_fraction=args.max_bad_fraction,
                            log_dir=args.output_dir, cache_videos=args.cache_videos,
-                           crop_scale=tuple(args.train_crop_scale))
+                           crop_scale=tuple(args.train_crop_scale),
+                           crop_ratio=tuple(args.train_crop_ratio))
 
 
 def build_model(args, num_classes: int) -> torch.nn.Module:

@@ -119,8 +119,10 @@ def test_bounded_skips_work_but_selects_like_dense(sd, monkeypatch):
         dense = kcenter_select(pts, k, space_division=sd, first="center", method="dense")
         bounded = kcenter_select(pts, k, space_division=sd, first="center", method="bounded")
         assert torch.equal(dense, bounded)
-        assert torch.equal(bounded, kcenter_select(pts, k, space_division=sd, first="center"))  # auto on CPU
-    assert len(calls) == 4
+    assert len(calls) == 2
+    monkeypatch.setattr(kc, "BOUNDED_MIN_VALUES", 1)  # auto takes the bounded loop on CPU above the size
+    assert torch.equal(kcenter_select(noise, k, space_division=sd, first="center"), dense)
+    assert len(calls) == 3
     with pytest.raises(ValueError, match="method"):
         kcenter_select(smooth, k, method="fast")
 

@@ -229,6 +229,8 @@ class VideoClsDataset(_VideoListDataset):
     Args:
         gray: ``"first"`` (SnapPix grey videos, channel 0), ``"mean"``/``"luma"``, or ``None`` (RGB).
         aa, reprob, flip: RandAugment policy, random-erasing probability, horizontal flip (off for SSV2).
+        crop_scale, crop_ratio: area fraction and aspect-ratio ranges of the training random resized crop
+            (VideoMAE: (0.08, 1) and (3/4, 4/3)).
         mean, std: optional normalisation in the dataset (SnapPix normalises after the sensor instead).
 
     Raises:
@@ -243,7 +245,8 @@ class VideoClsDataset(_VideoListDataset):
                  short_side_size: int = 112, num_sample: int = 1, test_num_segment: int = 5,
                  test_num_crop: int = 3, aa: str | None = "rand-m7-n4-mstd0.5-inc1", reprob: float = 0.25,
                  flip: bool = True, gray: str | None = "first", mean=None, std=None, dense_style: str = "videomae",
-                 crop_scale: tuple[float, float] = (0.08, 1.0), **kwargs):
+                 crop_scale: tuple[float, float] = (0.08, 1.0),
+                 crop_ratio: tuple[float, float] = (3 / 4, 4 / 3), **kwargs):
         if mode not in ("train", "validation", "test"):
             raise ValueError(f"mode must be train, validation or test, got {mode!r}")
         if sampling not in ("dense", "segment"):
@@ -256,7 +259,8 @@ class VideoClsDataset(_VideoListDataset):
         self.dense_style = dense_style
         if mode == "train":
             self.transform = FinetuneTrainTransform(input_size, aa=aa, reprob=reprob, flip=flip, gray=gray,
-                                                    mean=mean, std=std, scale=tuple(crop_scale))
+                                                    mean=mean, std=std, scale=tuple(crop_scale),
+                                                    ratio=tuple(crop_ratio))
         else:
             self.transform = EvalTransform(input_size, short_side_size, gray=gray, mean=mean, std=std)
 

@@ -25,7 +25,7 @@ KCENTER_FLAGS = {
 def classifier_from_flags(flags: Mapping[str, Any], num_classes: int) -> nn.Module:
     """The classifier ``flags`` describe (``vars(args)`` of run_finetuning.py, or its saved config).
 
-    Uses ``model``, ``input_size``, ``num_frames``, ``drop_path``, ``coded_type`` / ``pattern`` /
+    Uses ``model``, ``input_size``, ``num_frames``, ``drop_path``, ``init_scale``, ``coded_type`` / ``pattern`` /
     ``pattern_dir`` (coded models) and the ``kcenter_*`` flags (``kcenter_vit_*`` models); absent keys
     take the flag defaults. Weights are freshly initialised.
 
@@ -33,7 +33,8 @@ def classifier_from_flags(flags: Mapping[str, Any], num_classes: int) -> nn.Modu
         KeyError: no ``model``; RuntimeError (timm): an unknown model name.
     """
     kwargs: dict[str, Any] = dict(num_classes=num_classes, drop_path_rate=flags.get("drop_path") or 0.0,
-                                  img_size=flags.get("input_size", 112), num_frames=flags.get("num_frames", 16))
+                                  img_size=flags.get("input_size", 112), num_frames=flags.get("num_frames", 16),
+                                  init_scale=flags.get("init_scale", 0.001))
     if flags.get("coded_type") is not None:
         kwargs.update(coded_type=flags["coded_type"], pattern_path=flags.get("pattern"),
                       pattern_dir=flags.get("pattern_dir"))
