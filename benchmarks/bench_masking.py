@@ -1,13 +1,17 @@
 """Token-selection benchmarks, each measured side by side in one run.
 
 1. K-center (K-centered patch sampling, specs/kcenter.md §4, §8): N = 29 x 196 patches of 768 pixels + 3
-   coordinates, k = 980, batch 8 (the paper's kcenter_vit after its 3 hybrid frames).
-   * ours: :func:`snappix.masking.kcenter.kcenter_select` (distances to the newest centre only);
+   coordinates, k = 980, batch 8 (the paper's kcenter_vit after its 3 hybrid frames), on two inputs:
+   8 windows of 29 frames of the real clips at 224 px (what the method is for) and white noise (the
+   worst case for the bounded loop: no low-rank structure, so its bound prunes nothing).
+   * ours: :func:`snappix.masking.kcenter.kcenter_select`, distances to the newest centre only, either
+     ``dense`` (every point every step) or ``bounded`` (default on CPU: a rank-32 projection bound skips
+     points whose minimum cannot change);
    * reference: :func:`~snappix.masking.kcenter.kcenter_greedy_pairwise` (the reference code's full
      ``(B, N, N)`` distance matrix, then the same greedy loop).
-   Pixels are random 6-bit levels and the coordinates are rounded to 1/64, so every squared distance is
-   exact in float32 and the two must return identical indices (asserted); with arbitrary floats the
-   two summation orders differ in the last bit and can break near-ties differently.
+   Pixels are 6-bit levels and the coordinates are rounded to 1/64, so every squared distance is
+   exact in float32 and all three must return identical indices (asserted); with arbitrary floats the
+   summation orders differ in the last bit and can break near-ties differently.
    Peak memory is the rise of the process's peak resident set (``/proc/self/clear_refs`` reset before
    each method; ``torch.cuda.max_memory_allocated`` on GPU) above the resident set before the call.
 2. Saliency precompute (SaViMAE, specs/savimae.md §3) on the real clips (``../shared/data/videos`` or
@@ -76,26 +80,72 @@ def measure(fn, device: torch.device):
     return out, dt, peak
 
 
-def bench_kcenter(device: torch.device, batch: int = 8, frames: int = 29, side: int = 14, k: int = 980) -> None:
+def real_clip_patches(videos_dir: str, batch: int = 8, frames: int = 29, side: int = 224,
+                      patch: int = 16) -> torch.Tensor | None:
+    """``batch`` windows of ``frames`` frames from the real clips (stride 2 when a clip is long enough,
+    else 1; windows spread over the clips), short side resized to ``side`` and centre-cropped, as
+    ``(B, T, side/p, side/p, 3 p^2)`` normalised pixels quantised to 6-bit levels in [-1, 1), so that
+    every squared distance is exact in float32. None when no clip is readable."""
+    import torch.nn.functional as F
+
+    if not os.path.isdir(videos_dir):
+        return None
+    clips = []
+    for name in sorted(os.listdir(videos_dir)):
+        if name.lower().endswith(VIDEO_EXTS):
+            with open_video(os.path.join(videos_dir, name)) as r:
+                if r.num_frames >= frames:
+                    clips.append(r.get_frames(np.arange(r.num_frames)))
+    if not clips:
+        return None
+    windows = []
+    while len(windows) < batch:
+        for clip in clips[:batch - len(windows)]:
+            stride = 2 if len(clip) >= 2 * frames + 8 else 1
+            starts = len(clip) - (frames - 1) * stride
+            s0 = (len(windows) * 37) % starts  # a different window on each pass over the clips
+            w = torch.from_numpy(clip[s0:s0 + (frames - 1) * stride + 1:stride]).float().permute(0, 3, 1, 2)
+            h, wd = w.shape[-2:]
+            scale = side / min(h, wd)
+            w = F.interpolate(w, size=(max(side, round(h * scale)), max(side, round(wd * scale))),
+                              mode="bilinear", antialias=True, align_corners=False)
+            top, left = (w.shape[-2] - side) // 2, (w.shape[-1] - side) // 2
+            windows.append(w[..., top:top + side, left:left + side].clamp(0, 255).round())
+    v = torch.stack(windows)  # (B, T, 3, side, side) in 0..255
+    q = torch.div(v, 4, rounding_mode="floor") / 32 - 1
+    g = side // patch
+    return q.reshape(batch, frames, 3, g, patch, g, patch).permute(0, 1, 3, 5, 2, 4, 6).reshape(
+        batch, frames, g, g, 3 * patch * patch)
+
+
+def bench_kcenter(device: torch.device, videos_dir: str, batch: int = 8, frames: int = 29, side: int = 14,
+                  k: int = 980) -> None:
     g = torch.Generator().manual_seed(0)
-    pixels = torch.randint(0, 64, (batch, frames, side, side, 768), generator=g, dtype=torch.uint8)
-    x = pixels.to(torch.float32).div_(32.0).sub_(1.0)  # 6-bit levels in [-1, 1)
-    del pixels
-    x = patch_points(x, 16)
-    x[..., -3:] = (x[..., -3:] * 64).round() / 64  # coordinates on a 1/64 grid: exact float32 distances
-    x = x.to(device)
+    noise = torch.randint(0, 64, (batch, frames, side, side, 768), generator=g, dtype=torch.uint8)
+    noise = noise.to(torch.float32).div_(32.0).sub_(1.0)  # 6-bit levels in [-1, 1)
+    cases = [("white noise (no low-rank structure: worst case for the bound)", noise)]
+    real = real_clip_patches(videos_dir, batch, frames, side * 16, 16)
+    if real is None:
+        print(f"k-center: no clip of >= {frames} frames in {videos_dir}; real-clip case skipped")
+    else:
+        cases.insert(0, (f"real clips ({batch} windows of {frames} frames from {videos_dir}, 224 px, 6-bit)", real))
     first = torch.randint(0, frames * side * side, (batch,), generator=g)
-    ours, t_ours, m_ours = measure(lambda: kcenter_select(x, k, first=first), device)
-    ref, t_ref, m_ref = measure(lambda: kcenter_greedy_pairwise(x, k, first=first), device)
-    assert torch.equal(ours.cpu(), ref.cpu()), "k-center: the two formulations selected different patches"
-    n = frames * side * side
-    print(f"k-center  N={n} ({frames}x{side * side}) D={x.shape[-1]} k={k} batch={batch} on {device}; "
-          f"identical indices: yes")
-    mem = lambda m: "n/a" if m is None else f"{m:8.1f} MiB"  # noqa: E731
-    print(f"  full pairwise greedy  {t_ref:7.2f} s   peak extra {mem(m_ref)}")
-    print(f"  ours (newest centre)  {t_ours:7.2f} s   peak extra {mem(m_ours)}")
-    ratio_m = "n/a" if not m_ours or m_ref is None else f"{m_ref / max(m_ours, 1e-3):.0f}x"
-    print(f"  speed-up {t_ref / t_ours:.2f}x (target >= 3x), memory {ratio_m} less (target >= 10x)")
+    mem = lambda m: "     n/a" if m is None else f"{m:8.1f} MiB"  # noqa: E731
+    for label, pixels in cases:
+        x = patch_points(pixels, 16)
+        x[..., -3:] = (x[..., -3:] * 64).round() / 64  # coordinates on a 1/64 grid: exact float32 distances
+        x = x.to(device)
+        ref, t_ref, m_ref = measure(lambda: kcenter_greedy_pairwise(x, k, first=first), device)
+        print(f"k-center on {label}")
+        print(f"  N={frames * side * side} ({frames}x{side * side}) D={x.shape[-1]} k={k} batch={batch} on {device}")
+        print(f"  full pairwise greedy        {t_ref:7.2f} s   peak extra {mem(m_ref)}")
+        for method in ("dense", "bounded"):
+            ours, t, m = measure(lambda: kcenter_select(x, k, first=first, method=method), device)
+            assert torch.equal(ours.cpu(), ref.cpu()), f"k-center {method}: selected different patches"
+            ratio_m = "n/a" if not m or m_ref is None else f"{m_ref / max(m, 1e-3):.0f}x"
+            print(f"  ours, {method:<8} (O(N) mem)  {t:7.2f} s   peak extra {mem(m)}   speed-up "
+                  f"{t_ref / t:5.2f}x (target >= 3x), memory {ratio_m} less (target >= 10x); identical indices")
+        del x
 
 
 # ------------------------------------------------------------------------------------------- saliency
@@ -183,7 +233,7 @@ def main() -> None:
     p.add_argument("--skip_kcenter", action="store_true")
     args = p.parse_args()
     if not args.skip_kcenter:
-        bench_kcenter(torch.device(args.device))
+        bench_kcenter(torch.device(args.device), args.videos)
     if os.path.isdir(args.videos):
         bench_saliency(args.videos, args.input_size, args.patch_size)
     else:
