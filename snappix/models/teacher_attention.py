@@ -54,7 +54,8 @@ def cls_attention(vit: nn.Module, frames: torch.Tensor, batch_size: int | None =
     Args:
         vit: timm ``VisionTransformer`` with a class token (``vit.cls_token``, at position 0) and
             ``vit.blocks[-1].attn`` a timm ``Attention`` (``qkv``, ``num_heads``, ``scale``). Put a frozen
-            teacher in ``eval()`` mode first (dropout before the last block would otherwise be active).
+            teacher in evaluation mode first (``vit.eval()``; dropout before the last block would
+            otherwise be active).
         frames: float ``(B, C, T, H, W)``, already normalised the way the teacher expects, ``H, W`` its
             image size. ``C = 1`` is repeated to the teacher's 3 input channels (grey clips).
         batch_size: frames per teacher forward (None: all ``B * T`` at once).
