@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     pt = timings.get("coded MAE pretraining")
     pretrained = [r.name for r in rows if r.init == "pretrained"]
     if pt is not None and pretrained:
-        notes.append(f"Rows {', '.join(pretrained)} started from the coded MAE pretraining ({pt:.0f} s).")
+        notes.append(f"Started from the coded MAE pretraining ({pt:.0f} s): {'; '.join(pretrained)}.")
     if args.total_seconds is not None:
         notes.append(f"Whole quickstart pipeline (after the environment set-up): {args.total_seconds / 60:.1f} min.")
     text = f"## Quickstart results\n\n{RT.format_table(rows)}\n\n" + "\n\n".join(notes) + "\n"
