@@ -51,6 +51,8 @@ import timm  # noqa: E402
 import snappix.models  # noqa: E402,F401  (registers the models)
 from snappix.masking import build_mask_generator  # noqa: E402
 
+from proc_memory import reset_peak, status_kib  # noqa: E402  (benchmarks/, on sys.path as the script's folder)
+
 IMPLS = ("sdpa", "explicit")
 DEFAULT_PATTERNS = os.path.join(os.path.dirname(REPO), "shared", "data", "snappix_patterns")
 
@@ -114,15 +116,6 @@ def train_steps(args, model, opt, batches, steps: int) -> None:
         torch.cuda.synchronize()
 
 
-def _status_kib(field: str) -> int:
-    """``VmRSS`` / ``VmHWM`` of this process from /proc/self/status, KiB (Linux)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def memory_probe(args) -> None:
     """Subprocess body (CPU): resident memory before and peak during the training steps, one JSON line.
 
@@ -132,15 +125,10 @@ def memory_probe(args) -> None:
     the training steps only; if the reset is refused the peak includes the build (reported).
     """
     model, opt, batches, _ = build(args, args._memory_probe)
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        reset = True
-    except OSError:
-        reset = False
-    before = _status_kib("VmRSS")
+    reset = reset_peak()
+    before = status_kib("VmRSS")
     train_steps(args, model, opt, batches, args.warmup + args.steps)
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     print(json.dumps({"peak_mib": peak / 1024, "step_mib": (peak - before) / 1024, "reset": reset}))
 
 
