@@ -29,7 +29,6 @@ from snappix.masking.kcenter import FIRST_CENTER_MODES
 from snappix.masking.kcenter_masking import KCenterMaskGenerator
 from snappix.masking.saliency import (SALIENCY_MASK_TYPES, SAVI_SEMANTICS, MissingSaliencyError,
                                       build_saliency_mask_generator, saliency_path)
-from snappix.models.mae import PretrainCodedMAE
 from snappix.objectives import build_objective
 from snappix.tools.check_data import check_lists_for_training
 
@@ -170,7 +169,7 @@ def main(argv=None) -> dict:
     model = build_model(args)
     log.info("model %s: %.2f M parameters", args.model, sum(p.numel() for p in model.parameters()) / 1e6)
     args.patch_size = model.patch_size
-    tube_mask = isinstance(model, PretrainCodedMAE)  # one coded image: one spatial mask for every slot
+    tube_mask = model.needs_tube_mask  # coded MAE: one coded image, one spatial mask for every slot
     dataset = build_dataset(args, args.data_path, model.grid, train=True, tube_mask=tube_mask)
     collate = multiple_samples_collate if args.num_sample > 1 else None
     loader, sampler = build_loader(dataset, args, info, train=True, collate_fn=collate)

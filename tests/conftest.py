@@ -58,3 +58,32 @@ def synthetic_video(tmp_path) -> tuple[Path, np.ndarray]:
     path = tmp_path / "synthetic.mp4"
     write_lossless_video(path, frames)
     return path, frames
+
+
+def brute_force_kcenter(points: np.ndarray, grid, k: int, firsts, time_division: int = 1,
+                        space_division: int = 1) -> list[int]:
+    """Textbook farthest-point selection in float64, the oracle of the k-center tests: per time chunk of
+    ``(T / time_division) * H' * W'`` points, start at ``firsts[chunk]`` and add the point farthest
+    (Euclidean) from every chosen centre, recomputed from scratch each step; lowest index on ties. With
+    ``space_division > 1`` a chosen point's spatial cell (of an sd x sd grid) is closed in its chunk.
+    Returns flat indices into ``points (N, D)``, chunk by chunk in selection order."""
+    t, h, w = grid
+    n_chunk = (t // time_division) * h * w
+    sd = space_division
+    out = []
+    for c in range(time_division):
+        x = points[c * n_chunk:(c + 1) * n_chunk]
+        cell = [((i % (h * w)) // w * sd // h) * sd + (i % w) * sd // w for i in range(n_chunk)]
+        chosen = [int(firsts[c])]
+        while len(chosen) < k // time_division:
+            blocked = {cell[j] for j in chosen} if sd > 1 else set()
+            best, best_d = None, -1.0
+            for i in range(n_chunk):
+                if i in chosen or cell[i] in blocked:
+                    continue
+                d = min(np.linalg.norm(x[i] - x[j]) for j in chosen)
+                if d > best_d:
+                    best, best_d = i, d
+            chosen.append(best)
+        out += [c * n_chunk + j for j in chosen]
+    return out

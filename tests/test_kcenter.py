@@ -9,31 +9,9 @@ import timm
 import torch
 
 import snappix.models  # noqa: F401
+from conftest import brute_force_kcenter
 from snappix.masking.kcenter import (hybrid_frame_indices, indices_to_mask, kcenter_greedy_pairwise, kcenter_select,
                                      patch_coordinates, patch_points)
-
-
-def brute_force(points: np.ndarray, k: int, first: int, td: int = 1, sd: int = 1, grid=None) -> list[int]:
-    """Textbook farthest-point selection in float64: every step recomputes min distance to all centres."""
-    t, h, w = grid
-    n_chunk = (t // td) * h * w
-    out = []
-    for c in range(td):
-        x = points[c * n_chunk:(c + 1) * n_chunk]
-        cell = [((i % (h * w)) // w * sd // h) * sd + (i % w) * sd // w for i in range(n_chunk)]
-        chosen = [first]
-        while len(chosen) < k // td:
-            blocked = {cell[j] for j in chosen} if sd > 1 else set()
-            best, best_d = None, -1.0
-            for i in range(n_chunk):
-                if i in chosen or cell[i] in blocked:
-                    continue
-                d = min(np.linalg.norm(x[i] - x[j]) for j in chosen)
-                if d > best_d:
-                    best, best_d = i, d
-            chosen.append(best)
-        out += [c * n_chunk + j for j in chosen]
-    return out
 
 
 @pytest.mark.parametrize("td,sd", [(1, 1), (2, 1), (1, 2), (2, 2)])
@@ -46,7 +24,7 @@ def test_matches_brute_force(td, sd):
     pair = kcenter_greedy_pairwise(torch.from_numpy(pts), k, td, sd, first="center")
     first = (t // td // 2) * h * w + (h // 2) * w + w // 2
     for b in range(2):
-        ref = brute_force(pts[b].reshape(-1, d), k, first, td, sd, (t, h, w))
+        ref = brute_force_kcenter(pts[b].reshape(-1, d), (t, h, w), k, [first] * td, td, sd)
         assert ours["dense"][b].tolist() == ref
         assert ours["bounded"][b].tolist() == ref
         assert pair[b].tolist() == ref

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, synthetic_frames, write_lossless_video
+from conftest import REPO, brute_force_kcenter, synthetic_frames, write_lossless_video
 from snappix.data.datasets import VideoPretrainDataset
 from snappix.data.lists import write_list
 from snappix.masking.kcenter import kcenter_select
@@ -36,29 +36,6 @@ def hand_points(video: np.ndarray, grid, temporal_coef=1.0, spatial_coef=1.0) ->
                 pix = video[:, i * tub:(i + 1) * tub, j * p:(j + 1) * p, k * p:(k + 1) * p].reshape(-1)
                 rows.append(np.concatenate([(pix - 0.5) / 0.5, [ts[i], hs[j], hs[k]]]))
     return np.asarray(rows, dtype=np.float64)
-
-
-def brute_force_kcenter(points: np.ndarray, grid, k: int, firsts, time_division=1, space_division=1):
-    """Textbook greedy k-center per time chunk: Euclidean distance to the nearest chosen centre, argmax;
-    with space_division > 1 a chosen point removes its whole spatial cell from the chunk."""
-    gt, gh, gw = grid
-    n = (gt // time_division) * gh * gw
-    out = []
-    for c in range(time_division):
-        x = points[c * n:(c + 1) * n]
-        cell = np.array([((q % (gh * gw)) // gw * space_division // gh) * space_division
-                         + (q % gw) * space_division // gw for q in range(n)])
-        chosen, alive = [int(firsts[c])], np.ones(n, dtype=bool)
-        mind = np.full(n, np.inf)
-        while len(chosen) < k // time_division:
-            cur = chosen[-1]
-            alive[cur] = False
-            if space_division > 1:
-                alive[cell == cell[cur]] = False
-            mind = np.minimum(mind, np.linalg.norm(x - x[cur], axis=1))
-            chosen.append(int(np.argmax(np.where(alive, mind, -1.0))))
-        out += [c * n + q for q in chosen]
-    return out
 
 
 CASES = [  # grid, mask_ratio, time_division, space_division, temporal_coef, spatial_coef, tube

@@ -18,5 +18,5 @@ from .kcenter_masking import KCenterMaskGenerator
 from .saliency import SALIENCY_MASK_TYPES, SAVI_SEMANTICS, SaliencyMaskGenerator, SaliencyMasking
 
 __all__ = ["MASK_TYPES", "RandomMasking", "RunningCellMasking", "TubeMasking", "build_mask_generator",
-           "AttentionGuidedMasking", "attention_guided_mask", "kcenter_select", "KCenterMaskGenerator", "SALIENCY_MASK_TYPES",
-           "SAVI_SEMANTICS", "SaliencyMaskGenerator", "SaliencyMasking"]
+           "AttentionGuidedMasking", "attention_guided_mask", "kcenter_select", "KCenterMaskGenerator",
+           "SALIENCY_MASK_TYPES", "SAVI_SEMANTICS", "SaliencyMaskGenerator", "SaliencyMasking"]

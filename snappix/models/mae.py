@@ -87,7 +87,12 @@ class _MaskedVideoAutoencoder(nn.Module):
     """Parts shared by both MAEs: video token grid, input normalisation, mask handling, decoder side.
 
     Subclasses build ``self.encoder`` and the decoder position tables and implement ``forward``.
+
+    Class attribute ``needs_tube_mask``: the encoder mask must hide the same spatial positions in every
+    temporal slot (True for the coded MAE, whose coded image has one slot); mask generators read it.
     """
+
+    needs_tube_mask = False
 
     def __init__(self, img_size: int | tuple[int, int], patch_size: int, tubelet_size: int, num_frames: int,
                  in_chans: int, encoder_embed_dim: int, decoder_embed_dim: int, decoder_depth: int,
@@ -250,6 +255,7 @@ class PretrainCodedMAE(_MaskedVideoAutoencoder):
 
     Attributes:
         sensor: the sensor module (its parameters are in ``no_weight_decay()``).
+        needs_tube_mask: True (class attribute; see :meth:`spatial_mask`).
 
     Raises:
         ValueError: an identity sensor (``coded_type="none"``: use :class:`PretrainVideoMAE`), bad sizes;
@@ -259,6 +265,8 @@ class PretrainCodedMAE(_MaskedVideoAutoencoder):
         FileNotFoundError: from :func:`~snappix.sensor.build_sensor` for a pattern type without its file.
         TypeError: non-bool masks.
     """
+
+    needs_tube_mask = True
 
     def __init__(self, img_size: int | tuple[int, int] = 112, patch_size: int = 8, tubelet_size: int = 2,
                  num_frames: int = 16, in_chans: int = 1, encoder_embed_dim: int = 384, encoder_depth: int = 12,
