@@ -134,7 +134,6 @@ def bench_kcenter(device: torch.device, videos_dir: str, batch: int = 8, frames:
             ratio_m = "n/a" if not m or m_ref is None else f"{m_ref / max(m, 1e-3):.0f}x"
             print(f"  ours, {method:<8} (O(N) mem)  {t:7.2f} s   peak extra {mem(m)}   speed-up "
                   f"{t_ref / t:5.2f}x (target >= 3x), memory {ratio_m} less (target >= 10x); identical indices")
-        del x
 
 
 # ------------------------------------------------------------------------------------------- saliency
