@@ -27,6 +27,7 @@ from snappix.engine import args as A
 from snappix.engine import checkpoint as C
 from snappix.engine import distributed as D
 from snappix.engine.loop import evaluate
+from snappix.engine.precision import resolve_precision
 from snappix.engine.multiview import multiview_test
 from snappix.engine.pretrained import load_pretrained
 from snappix.engine.runner import build_loader, fit
@@ -209,6 +210,7 @@ def main(argv=None) -> dict:
         check_lists_for_training([train_list, val_list, test_list], "cls", args.data_root, args.output_dir,
                                  args.check_data_deep, args.num_frames, progress=args.progress)
     info = D.init_distributed(args.device, args.local_rank, args.dist_url)
+    args.precision = resolve_precision(args.precision, info.device)  # auto -> bf16 / fp32, said once
     D.seed_everything(args.seed)
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)

@@ -23,6 +23,7 @@ from snappix.data.datasets import VideoPretrainDataset, multiple_samples_collate
 from snappix.engine import args as A
 from snappix.engine import distributed as D
 from snappix.engine.loop import evaluate
+from snappix.engine.precision import resolve_precision
 from snappix.engine.runner import build_loader, fit
 from snappix.masking import MASK_TYPES, build_mask_generator
 from snappix.masking.kcenter import FIRST_CENTER_MODES
@@ -162,6 +163,7 @@ def main(argv=None) -> dict:
         check_lists_for_training([args.data_path, args.val_path], "pretrain", args.data_root, args.output_dir,
                                  args.check_data_deep, args.num_frames, progress=args.progress)
     info = D.init_distributed(args.device, args.local_rank, args.dist_url)
+    args.precision = resolve_precision(args.precision, info.device)  # auto -> bf16 / fp32, said once
     D.seed_everything(args.seed)
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)

@@ -221,7 +221,9 @@ class VideoClsDataset(_VideoListDataset):
     Modes:
         * ``train``: random clip (``sampling='dense'``: ``num_frames x sampling_rate`` window, or
           ``'segment'``: TSN), :class:`FinetuneTrainTransform`; ``num_sample`` augmented clips per
-          video (repeated augmentation) stacked as ``video (num_sample, C, T, H, W)``.
+          video (repeated augmentation) stacked as ``video (num_sample, C, T, H, W)``. As in VideoMAE,
+          the clip's frames are sampled and decoded once and augmented ``num_sample`` times, each view
+          with its own crop / RandAugment / flip / erasing draw.
         * ``validation``: one view: centred dense window (segment middles), centre crop.
         * ``test``: ``test_num_segment x test_num_crop`` views per video; ``len`` = videos x views;
           each sample carries ``index`` (the list row), ``segment`` and ``crop``.
@@ -289,9 +291,9 @@ class VideoClsDataset(_VideoListDataset):
         def load(entry: ListEntry) -> dict:
             if entry.label is None:
                 raise ValueError(f"{self.data_path}:{entry.line_no}: row has no label")
-            if self.mode == "train":
-                clips = self._read(entry, lambda n: [self._indices(n, 0, np_rng) for _ in range(self.num_sample)])
-                videos = [self.transform(f, rng=py_rng, generator=torch_rng) for f in clips]
+            if self.mode == "train":  # repeated augmentation: one decode, num_sample augmentations of it
+                frames = self._read(entry, lambda n: [self._indices(n, 0, np_rng)])[0]
+                videos = [self.transform(frames, rng=py_rng, generator=torch_rng) for _ in range(self.num_sample)]
                 video = torch.stack(videos) if self.num_sample > 1 else videos[0]
             else:
                 frames = self._read(entry, lambda n: [self._indices(n, segment, np_rng)])[0]
@@ -308,7 +310,8 @@ class VideoPretrainDataset(_VideoListDataset):
     """Masked-pretraining dataset over a ``path start_idx total_frames`` list (VideoMAEv2 / SnapPix).
 
     Each sample: ``video`` float32 ``(C, T, input_size, input_size)`` from :class:`PretrainTransform`
-    (or ``(num_sample, C, T, H, W)``), plus ``encoder_mask`` / ``decoder_mask`` from the given
+    (or ``(num_sample, C, T, H, W)``: repeated augmentation, VideoMAEv2's ``num_sample``: one clip
+    sampled and decoded once, then ``num_sample`` independent crops and masks of it), plus ``encoder_mask`` / ``decoder_mask`` from the given
     generators (callables ``rng -> bool array``; omitted when ``None``). An encoder generator with
     ``needs_clip = True`` (saliency masking) is called as ``gen(rng, clip=context)`` with the transformed
     clip, the sampled frame indices (into the whole video / frame folder), the list row's paths and the
@@ -350,13 +353,14 @@ class VideoPretrainDataset(_VideoListDataset):
             sampled: list[np.ndarray] = []
 
             def indices_fn(n: int) -> list[np.ndarray]:
-                sampled[:] = [self._indices(entry, n, np_rng) for _ in range(self.num_sample)]
+                sampled[:] = [self._indices(entry, n, np_rng)]
                 return sampled
 
-            clips = self._read(entry, indices_fn)
+            frames = self._read(entry, indices_fn)[0]  # repeated augmentation: decoded once
+            idx = sampled[0]
             offset = 0 if entry.is_video_file else entry.start_idx
             samples = []
-            for frames, idx in zip(clips, sampled):
+            for _ in range(self.num_sample):
                 params: dict = {}
                 s = {"video": self.transform(frames, rng=py_rng, params_out=params)}
                 if self.encoder_mask is not None and getattr(self.encoder_mask, "needs_clip", False):

@@ -24,6 +24,8 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
+from .rand_augment import RAND_INCREASING_OPS, RAND_OPS, VideoRandAugment, parse_rand_augment  # noqa: F401
+
 # SnapPix: mean / std of linear grey K710+SSV2 frames (specs/snappix.md §1.1).
 K710_SSV2_MEAN = 0.2277
 K710_SSV2_STD = 0.2425
@@ -186,130 +188,7 @@ class MultiScaleCrop:
                               interpolation=InterpolationMode.BILINEAR, antialias=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# RandAugment with timm's policy strings, applied to a whole clip
-# ---------------------------------------------------------------------------------------------
-_LEVEL_DENOM = 10.0
-# timm's "increasing" op set (inc1), the one VideoMAE / SnapPix use.
-RAND_INCREASING_OPS = (
-    "AutoContrast", "Equalize", "Invert", "Rotate", "PosterizeIncreasing", "SolarizeIncreasing",
-    "SolarizeAdd", "ColorIncreasing", "ContrastIncreasing", "BrightnessIncreasing",
-    "SharpnessIncreasing", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel",
-)
-RAND_OPS = (
-    "AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color",
-    "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel",
-)
-
-
-def parse_rand_augment(config: str) -> dict:
-    """Parse a timm RandAugment string such as ``rand-m7-n4-mstd0.5-inc1``.
-
-    Keys: ``m`` magnitude (0-10), ``n`` ops per clip, ``mstd`` magnitude std (gaussian noise on the
-    magnitude per op; ``inf`` = uniform in [0, mmax]), ``mmax`` upper bound (default 10), ``inc``
-    use the increasing-severity op set, ``p`` probability of each op (default 0.5).
-
-    Raises:
-        ValueError: not a ``rand-...`` string or an unknown key.
-    """
-    parts = config.split("-")
-    if not parts or parts[0] != "rand":
-        raise ValueError(f"RandAugment config must start with 'rand', got {config!r}")
-    out = {"m": 9.0, "n": 2, "mstd": 0.0, "mmax": 10.0, "inc": False, "p": 0.5}
-    for part in parts[1:]:
-        key = next((k for k in ("mstd", "mmax", "inc", "m", "n", "p") if part.startswith(k)), None)
-        if key is None:
-            raise ValueError(f"unknown RandAugment key {part!r} in {config!r}")
-        value = part[len(key):]
-        try:
-            out[key] = bool(int(value)) if key == "inc" else int(value) if key == "n" else float(value)
-        except ValueError:
-            raise ValueError(f"bad value in RandAugment key {part!r} of {config!r}") from None
-    return out
-
-
-class VideoRandAugment:
-    """timm-semantics RandAugment on a uint8 clip ``(T, C, H, W)``, same ops and magnitudes for all frames.
-
-    For each of ``n`` ops drawn with replacement, the op is applied with probability ``p`` at
-    magnitude ``m`` (+ N(0, mstd), clipped to [0, mmax]); level-to-argument maps follow timm's
-    RandAugment (rotate 30 deg, shear 0.3, translate 45 % of the side, enhance factor 1 +- 0.9 at
-    level 10, posterize 4 -> 0 bits, solarize threshold 256 -> 0, solarize-add 110), each with a
-    random sign where timm uses one. Content statistics (contrast mean, equalize histogram,
-    autocontrast range) are per frame, as with a per-frame PIL loop.
-    Reference: Cubuk et al., "RandAugment", CVPR-W 2020; policy strings as in timm.
-    """
-
-    def __init__(self, config: str = "rand-m7-n4-mstd0.5-inc1", fill: int = 128,
-                 interpolation: InterpolationMode = InterpolationMode.BILINEAR):
-        self.config = config
-        self.params = parse_rand_augment(config)
-        self.ops = RAND_INCREASING_OPS if self.params["inc"] else RAND_OPS
-        self.fill = fill
-        self.interpolation = interpolation
-
-    def _magnitude(self, rng) -> float:
-        m, std, mmax = self.params["m"], self.params["mstd"], self.params["mmax"]
-        if std == float("inf"):
-            m = rng.uniform(0, m)
-        elif std > 0:
-            m = rng.gauss(m, std)
-        return max(0.0, min(m, mmax)) / _LEVEL_DENOM
-
-    def apply_op(self, clip: torch.Tensor, name: str, level: float, sign: float = 1.0) -> torch.Tensor:
-        """Apply op ``name`` at ``level`` in [0, 1] (magnitude / 10) with direction ``sign`` (+-1)."""
-        fill = [float(self.fill)] * clip.shape[-3]
-        h, w = clip.shape[-2:]
-        if name == "AutoContrast":
-            return F.autocontrast(clip)
-        if name == "Equalize":
-            return F.equalize(clip)
-        if name == "Invert":
-            return F.invert(clip)
-        if name == "Rotate":
-            return F.rotate(clip, sign * 30.0 * level, interpolation=self.interpolation, fill=fill)
-        if name in ("ShearX", "ShearY"):
-            deg = math.degrees(math.atan(sign * 0.3 * level))
-            shear = [deg, 0.0] if name == "ShearX" else [0.0, deg]
-            return F.affine(clip, angle=0.0, translate=[0, 0], scale=1.0, shear=shear,
-                            interpolation=self.interpolation, fill=fill, center=[0, 0])
-        if name in ("TranslateXRel", "TranslateYRel"):
-            shift = sign * 0.45 * level
-            translate = [shift * w, 0.0] if name == "TranslateXRel" else [0.0, shift * h]
-            return F.affine(clip, angle=0.0, translate=translate, scale=1.0, shear=[0.0, 0.0],
-                            interpolation=self.interpolation, fill=fill)
-        if name == "PosterizeIncreasing":
-            return F.posterize(clip, max(0, 4 - int(level * 4)))
-        if name == "Posterize":
-            return F.posterize(clip, int(level * 4))
-        if name in ("Solarize", "SolarizeIncreasing"):
-            threshold = int(level * 256)
-            threshold = 256 - threshold if name == "SolarizeIncreasing" else threshold
-            return clip if threshold >= 256 else F.solarize(clip, threshold)
-        if name == "SolarizeAdd":
-            add = int(level * 110)
-            added = (clip.to(torch.int16) + add).clamp_(0, 255).to(torch.uint8)
-            return torch.where(clip < 128, added, clip)
-        factor = 1.0 + sign * 0.9 * level if name.endswith("Increasing") else level * 1.8 + 0.1
-        base = name.replace("Increasing", "")
-        adjust = {"Color": F.adjust_saturation, "Contrast": F.adjust_contrast,
-                  "Brightness": F.adjust_brightness, "Sharpness": F.adjust_sharpness}[base]
-        return adjust(clip, factor)
-
-    def __call__(self, clip: torch.Tensor, rng=random) -> torch.Tensor:
-        if clip.dtype != torch.uint8:
-            raise TypeError(f"VideoRandAugment expects a uint8 clip, got {clip.dtype}")
-        for _ in range(self.params["n"]):
-            name = self.ops[rng.randrange(len(self.ops))]
-            if self.params["p"] < 1.0 and rng.random() > self.params["p"]:
-                continue
-            level = self._magnitude(rng)
-            sign = -1.0 if rng.random() < 0.5 else 1.0
-            clip = self.apply_op(clip, name, level, sign)
-        return clip
-
-    def __repr__(self) -> str:
-        return f"VideoRandAugment({self.config!r})"
+# RandAugment lives in .rand_augment (OpenCV kernels); re-exported here.
 
 
 class CubeRandomErasing:

@@ -159,10 +159,12 @@ def add_schedule_args(parser: argparse.ArgumentParser, **defaults):
 
 
 def add_precision_args(parser: argparse.ArgumentParser, **defaults):
-    """``--precision {bf16,fp16,fp32}`` and ``--skip_nonfinite N``."""
+    """``--precision {auto,bf16,fp16,fp32}`` and ``--skip_nonfinite N``."""
     g = parser.add_argument_group("precision")
-    g.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"],
-                   help="autocast dtype; fp16 adds a GradScaler (GPU only)")
+    g.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+                   help="autocast dtype. auto: bf16 where the device computes it natively (CUDA with bf16, "
+                        "CPUs with AMX / AVX-512 BF16), else fp32 (emulated bf16 is several times slower); "
+                        "the choice is printed at start-up. fp16 adds a GradScaler (GPU only)")
     g.add_argument("--skip_nonfinite", type=int, default=0, metavar="N",
                    help="skip (and log) up to N optimiser steps whose loss is NaN/inf over the run; the next "
                         "one stops it (0: the first one stops it)")

@@ -2,8 +2,11 @@
 
 ``--precision``:
 
-* ``bf16`` (default): ``torch.autocast(device_type, dtype=torch.bfloat16)`` on CPU and GPU; no loss
-  scaling needed (ecosystem §5.4). On a GPU without bf16 support it falls back to fp16 with a warning.
+* ``auto`` (default): ``bf16`` where the device computes it natively (CUDA with bf16 support; CPUs with
+  AMX or AVX-512 BF16), otherwise ``fp32``; the choice and its reason are logged once at start-up
+  (:mod:`.native_bf16`). On a CPU without bf16 units, bf16 autocast is emulated and several times slower.
+* ``bf16``: ``torch.autocast(device_type, dtype=torch.bfloat16)`` on CPU and GPU; no loss scaling
+  needed. On a GPU without bf16 support it falls back to fp16 with a warning.
 * ``fp16``: autocast float16 + :class:`torch.amp.GradScaler` (GPU only; refused on CPU).
 * ``fp32``: no autocast.
 
@@ -21,9 +24,12 @@ from typing import Iterable
 import torch
 from torch import nn
 
-log = logging.getLogger(__name__)
+from .native_bf16 import native_bf16
 
-PRECISIONS = ("bf16", "fp16", "fp32")
+log = logging.getLogger(__name__)
+_ANNOUNCED: set[tuple[str, str]] = set()
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
@@ -32,7 +38,10 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """Validate ``precision`` for ``device`` and return the one actually used.
+    """Validate ``precision`` for ``device`` and return the one actually used (never ``auto``).
+
+    ``auto`` becomes ``bf16`` or ``fp32`` by :func:`~snappix.engine.native_bf16.native_bf16`; the choice and
+    why are logged (at INFO) the first time for each device.
 
     Raises:
         ValueError: unknown precision, or ``fp16`` on a non-CUDA device (torch's CPU fp16 kernels are
@@ -41,6 +50,14 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"--precision must be one of {PRECISIONS}, got {precision!r}")
     dev_type = torch.device(device).type
+    if precision == "auto":
+        native, reason = native_bf16(device)
+        precision = "bf16" if native else "fp32"
+        key = (str(torch.device(device)), precision)
+        if key not in _ANNOUNCED:
+            _ANNOUNCED.add(key)
+            log.info("--precision auto -> %s: %s", precision, reason)
+        return precision
     if precision == "fp16" and dev_type != "cuda":
         raise ValueError(f"--precision fp16 needs a CUDA device (GradScaler); on {dev_type} use --precision bf16 "
                          "or fp32")
@@ -50,8 +67,11 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     return precision
 
 
-def autocast(device: torch.device | str, precision: str = "bf16"):
-    """Context manager running the forward pass in ``precision`` (nullcontext for fp32)."""
+def autocast(device: torch.device | str, precision: str = "auto"):
+    """Context manager running the forward pass in ``precision`` (nullcontext for fp32; ``auto`` is
+    resolved by :func:`resolve_precision`)."""
+    if precision == "auto":
+        precision = resolve_precision(precision, device)
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=_DTYPES[precision])
