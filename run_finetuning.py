@@ -49,6 +49,9 @@ def build_parser():
     parser = A.build_parser("finetuning and multi-view evaluation of video classifiers")
     g = parser.add_argument_group("finetuning")
     g.add_argument("--finetune", default=None, help="pretrained checkpoint to start from (ours, VideoMAE, SnapPix)")
+    g.add_argument("--finetune_min_loaded", type=float, default=0.5, metavar="SHARE",
+                   help="stop before training when less than this share (0-1) of the model's weights outside the "
+                        "new head load from --finetune (a checkpoint of another model); 0 disables the check")
     A.add_bool_arg(g, "--trust_checkpoint", default=False,
                    help="allow --finetune files that pickled Python objects (e.g. argparse.Namespace); "
                         "only for files you trust")
@@ -91,7 +94,13 @@ def build_parser():
     A.add_bool_arg(g, "--dist_eval", default=True, negative="--no_dist_eval",
                    help="shard evaluation across ranks (else every rank evaluates everything)")
     g.add_argument("--video_backend", default=None, choices=["decord", "pyav", "torchcodec"])
-    g.add_argument("--max_bad_fraction", type=float, default=0.01)
+    g.add_argument("--max_bad_fraction", type=float, default=0.01,
+                   help="stop when at least 2 distinct videos failed to decode and they are more than this share "
+                        "of the videos tried so far, counted in each DataLoader worker process; failures go to "
+                        "bad_videos.txt")
+    g.add_argument("--test_unreadable", default="skip", choices=["skip", "wrong"],
+                   help="an unreadable test video (named in the summary and test/unreadable_videos.csv) is left "
+                        "out of the multi-view scores (skip) or counted as a wrong prediction (wrong)")
     g.add_argument("--class_names", default=None, help="text file, one class name per line (for the report)")
     k = parser.add_argument_group("k-centered patch sampling (kcenter_vit_* models)")
     k.add_argument("--kcenter_num_patches", type=int, default=None,
@@ -130,7 +139,7 @@ def check_classes(args, lists) -> int:
         raise ValueError(f"--nb_classes {nb} does not match --data_set {args.data_set} ({expected} classes)")
     for path in lists:
         if path and os.path.isfile(path):
-            for e in read_list(path, "cls", args.data_root):
+            for e in read_list(path, "cls", args.data_root, args.allow_outside_root):
                 if e.label >= nb:
                     raise ValueError(f"{path}:{e.line_no}: label {e.label} out of range for --nb_classes {nb}")
     return nb
@@ -146,6 +155,7 @@ def make_dataset(args, path: str, mode: str) -> VideoClsDataset:
                            aa=args.aa if args.aa and args.aa != "none" else None, reprob=args.reprob, flip=flip,
                            video_backend=args.video_backend, max_bad_fraction=args.max_bad_fraction,
                            log_dir=args.output_dir, cache_videos=args.cache_videos,
+                           allow_outside_root=args.allow_outside_root,
                            crop_scale=tuple(args.train_crop_scale),
                            crop_ratio=tuple(args.train_crop_ratio))
 
@@ -186,6 +196,10 @@ def run_test(args, info, model, test_path: str, checkpoint: str | None, tag: str
     """Load ``checkpoint`` (if given) into ``model`` and run the multi-view test; returns the summary."""
     if checkpoint:
         state = C.load_checkpoint(checkpoint)
+        if "model" not in state:
+            raise C.CheckpointError(f"{checkpoint} has no 'model' entry: not a checkpoint of run_finetuning.py "
+                                    "(pretrained weights go to --finetune)")
+        C.require_match(model, state["model"], checkpoint, "--resume" if checkpoint == args.resume else "--eval")
         report = C.load_state_dict_report(D.unwrap_model(model), state["model"])
         log.info("testing %s (epoch %s)%s", checkpoint, state.get("epoch"), "" if report.ok else f": {report}")
     names = None
@@ -195,7 +209,7 @@ def run_test(args, info, model, test_path: str, checkpoint: str | None, tag: str
     dataset = make_dataset(args, test_path, "test")
     out = os.path.join(args.output_dir, tag) if args.output_dir else None
     return multiview_test(model.to(info.device), eval_loader(args, info, dataset), info.device, args.precision,
-                          output_dir=out, class_names=names)
+                          output_dir=out, class_names=names, unreadable=args.test_unreadable)
 
 
 @record  # under torchrun: the failing rank's error is shown in the launcher's summary
@@ -211,17 +225,19 @@ def main(argv=None) -> dict:
                                  args.check_data_deep, args.num_frames, progress=args.progress)
     info = D.init_distributed(args.device, args.local_rank, args.dist_url)
     args.precision = resolve_precision(args.precision, info.device)  # auto -> bf16 / fp32, said once
+    A.default_output_dir(args, "finetune")
     D.seed_everything(args.seed)
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)
-    A.save_config(args, args.output_dir)
+    A.save_config(args, args.output_dir, evaluation=args.eval)
     model = build_model(args, num_classes)
     log.info("model %s: %.2f M parameters, %d classes", args.model,
              sum(p.numel() for p in model.parameters()) / 1e6, num_classes)
     if args.eval:
         checkpoint = args.resume or find_eval_checkpoint(args.output_dir)
         if checkpoint is None and args.finetune:
-            load_pretrained(model, args.finetune, trusted=args.trust_checkpoint)
+            load_pretrained(model, args.finetune, trusted=args.trust_checkpoint,
+                            min_loaded=args.finetune_min_loaded)
         elif checkpoint is None:
             raise FileNotFoundError(f"--eval: no checkpoint-best.pth or checkpoint-latest.pth in {args.output_dir} "
                                     "and no --resume / --finetune given")
@@ -229,7 +245,7 @@ def main(argv=None) -> dict:
         D.cleanup()
         return result
     if args.finetune:
-        load_pretrained(model, args.finetune, trusted=args.trust_checkpoint)
+        load_pretrained(model, args.finetune, trusted=args.trust_checkpoint, min_loaded=args.finetune_min_loaded)
     train_set = make_dataset(args, train_list, "train")
     collate = multiple_samples_collate if args.num_sample > 1 else None
     loader, sampler = build_loader(train_set, args, info, train=True, collate_fn=collate)

@@ -79,7 +79,10 @@ def build_parser():
     g.add_argument("--ssv2_sampling_rate", type=int, default=None,
                    help="sampling rate for SSV2 paths (SnapPix: 2); unset = --sampling_rate for every path")
     g.add_argument("--video_backend", default=None, choices=["decord", "pyav", "torchcodec"])
-    g.add_argument("--max_bad_fraction", type=float, default=0.01, help="stop when more videos fail to load")
+    g.add_argument("--max_bad_fraction", type=float, default=0.01,
+                   help="stop when at least 2 distinct videos failed to decode and they are more than this share "
+                        "of the videos tried so far, counted in each DataLoader worker process; failures go to "
+                        "bad_videos.txt")
     g.add_argument("--save_recon", type=int, default=0,
                    help="write PNG grids (frames, coded image, reconstruction) of N validation clips per eval")
     return parser
@@ -118,7 +121,7 @@ def build_dataset(args, path: str, grid, train: bool, tube_mask: bool = False):
                                 encoder_mask=enc, decoder_mask=dec, num_sample=args.num_sample if train else 1,
                                 train=train, video_backend=args.video_backend,
                                 max_bad_fraction=args.max_bad_fraction, log_dir=args.output_dir,
-                                cache_videos=args.cache_videos)
+                                cache_videos=args.cache_videos, allow_outside_root=args.allow_outside_root)
     if args.task == "pretrain" and args.mask_type in SALIENCY_MASK_TYPES and args.saliency == "precomputed":
         missing = [saliency_path(args.saliency_root, e.rel_path) for e in dataset.entries
                    if not os.path.isfile(saliency_path(args.saliency_root, e.rel_path))]
@@ -164,6 +167,7 @@ def main(argv=None) -> dict:
                                  args.check_data_deep, args.num_frames, progress=args.progress)
     info = D.init_distributed(args.device, args.local_rank, args.dist_url)
     args.precision = resolve_precision(args.precision, info.device)  # auto -> bf16 / fp32, said once
+    A.default_output_dir(args, "pretrain")
     D.seed_everything(args.seed)
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)

@@ -477,7 +477,7 @@ def test_bool_flags_and_local_rank_spellings():
 def test_save_config_round_trip(tmp_path):
     p = _parser()
     args = A.parse_args(p, ["--lr", "2e-3", "--opt_betas", "0.9", "0.95", "--output_dir", str(tmp_path),
-                            "--no_auto_resume", "--clip_grad", "1"])
+                            "--no_auto_resume", "--clip_grad", "1", "--data_root", str(tmp_path)])
     path = A.save_config(args, str(tmp_path))
     assert path == str(tmp_path / "config.yaml")
     saved = yaml.safe_load(open(path))
@@ -694,7 +694,9 @@ def _check_preempted_run_matches(tmp_path, *flags):
     parser = A.build_parser()
     parser.add_argument("--stop_after", type=int, default=-1)
     again = A.parse_args(parser, ["--config", str(tmp_path / "cut" / "config.yaml")])
-    assert again.acc_iters == 2 and again.lr == 1e-2 and again.stop_after == -1
+    # config.yaml keeps the run's first launch; the resumed launch appended a note naming what changed
+    assert again.acc_iters == 2 and again.lr == 1e-2 and again.stop_after == 1
+    assert "stop_after: 1 -> -1" in (tmp_path / "cut" / "config.yaml").read_text().splitlines()[-1]
 
 
 def test_preempted_run_resumes_bit_exactly(tmp_path):

@@ -54,10 +54,14 @@ class BadVideoTracker:
         self.seen = 0
         self.failures: list[tuple[str, str]] = []
 
-    def record(self, path: str, reason: str, substitute: str | None) -> None:
+    def fail(self, path: str, reason: str) -> None:
+        """Count one failed video (its log line is written by :meth:`write`)."""
         self.failures.append((path, reason))
-        line = f"{path}\t{reason}\t{'substitute=' + substitute if substitute else 'no substitute'}\n"
         log.warning("bad video %s: %s", path, reason)
+
+    def write(self, path: str, reason: str, substitute: str | None) -> None:
+        """Append ``path<TAB>reason<TAB>substitute=PATH`` (or ``no substitute``) to ``bad_videos.txt``."""
+        line = f"{path}\t{reason}\t{'substitute=' + substitute if substitute else 'no substitute'}\n"
         if self.log_path:
             os.makedirs(os.path.dirname(self.log_path) or ".", exist_ok=True)
             fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -65,6 +69,11 @@ class BadVideoTracker:
                 os.write(fd, line.encode("utf-8", "replace"))
             finally:
                 os.close(fd)
+
+    def record(self, path: str, reason: str, substitute: str | None) -> None:
+        """:meth:`fail` and :meth:`write` at once (``substitute``: a path that loaded, or None)."""
+        self.fail(path, reason)
+        self.write(path, reason, substitute)
 
     def check(self) -> None:
         """Raise :class:`TooManyBadVideos` when the failure rate is above the threshold.
@@ -89,9 +98,10 @@ class _VideoListDataset(Dataset):
                  max_retries: int = 1, max_substitutes: int = 10, max_bad_fraction: float = 0.01,
                  min_bad: int = 2, log_dir: str | None = None, check_missing: bool = True,
                  entries: Sequence[ListEntry] | None = None, fallback_backend: str | None = "pyav",
-                 cache_videos: bool = False):
+                 cache_videos: bool = False, allow_outside_root: bool = False):
         self.data_path = data_path
-        self.entries = list(entries) if entries is not None else read_list(data_path, self.list_format, data_root)
+        self.entries = (list(entries) if entries is not None
+                        else read_list(data_path, self.list_format, data_root, allow_outside_root))
         if not self.entries:
             raise ValueError(f"{data_path}: the list has no rows")
         if check_missing:
@@ -178,28 +188,41 @@ class _VideoListDataset(Dataset):
             return [reader.get_frames(idx + offset) for idx in indices_fn(n)]
 
     def _load_with_fallback(self, index: int, load: Callable[[ListEntry], dict]) -> dict:
-        """Load item ``index``; on failure retry, then substitute the next readable row."""
+        """Load item ``index``; on failure retry, then substitute the next readable row.
+
+        The sample gets ``index`` (the row that loaded), ``requested`` (``index`` asked for) and
+        ``substituted``. Each failure is logged to ``bad_videos.txt`` naming, as its substitute, the row
+        that did load (never another unreadable one), or ``no substitute``.
+        """
         candidate = index
-        for hop in range(self.max_substitutes + 1):
-            entry = self.entries[candidate]
-            if candidate not in self._known_bad:
-                self.tracker.seen += 1
-                reason = ""
-                for _ in range(self.max_retries + 1):
-                    try:
-                        sample = load(entry)
-                        sample["index"] = candidate
-                        sample["substituted"] = candidate != index
-                        return sample
-                    except VideoDecodeError as exc:
-                        reason = exc.reason
-                    except (IndexError, OSError, ValueError) as exc:
-                        reason = f"{type(exc).__name__}: {exc}"
-                self._known_bad.add(candidate)
-                nxt = self.entries[(candidate + 1) % len(self.entries)].path
-                self.tracker.record(entry.path, reason.replace("\n", " "), nxt)
-                self.tracker.check()
-            candidate = (candidate + 1) % len(self.entries)
+        pending: list[tuple[str, str]] = []  # failures waiting for the row that replaces them
+        try:
+            for _ in range(self.max_substitutes + 1):
+                entry = self.entries[candidate]
+                if candidate not in self._known_bad:
+                    self.tracker.seen += 1
+                    reason = ""
+                    for _ in range(self.max_retries + 1):
+                        try:
+                            sample = load(entry)
+                        except VideoDecodeError as exc:
+                            reason = exc.reason
+                        except (IndexError, OSError, ValueError) as exc:
+                            reason = f"{type(exc).__name__}: {exc}"
+                        else:
+                            for path, why in pending:
+                                self.tracker.write(path, why, entry.path)
+                            pending.clear()
+                            sample.update(index=candidate, requested=index, substituted=candidate != index)
+                            return sample
+                    self._known_bad.add(candidate)
+                    pending.append((entry.path, reason.replace("\n", " ")))
+                    self.tracker.fail(entry.path, reason.replace("\n", " "))
+                    self.tracker.check()
+                candidate = (candidate + 1) % len(self.entries)
+        finally:
+            for path, why in pending:  # no row loaded (or the run stops): said so in the log
+                self.tracker.write(path, why, None)
         raise TooManyBadVideos(f"{self.data_path}: no readable video found among rows {index}..{candidate} "
                                f"after {self.max_substitutes} substitutes (see {self.tracker.log_path})")
 

@@ -14,15 +14,20 @@ numeric fields are split off from the right):
 =============  ==========================================  =========================================
 
 Robust to CRLF line endings, repeated spaces and tabs, blank lines and ``#`` comments.
-A malformed row raises :class:`ListFormatError` naming the file and the 1-based line.
+A malformed row, a row that is not UTF-8, a path leading out of a non-empty ``data_root`` (unless
+``allow_outside_root``) and one path with two labels raise :class:`ListFormatError` naming the file and
+the 1-based line; exact duplicate rows are a warning.
 Lists are always written with ``\\n`` line endings.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Iterable, Sequence
+
+log = logging.getLogger(__name__)
 
 FORMATS = {
     # fmt: (names of the numeric fields after the path, their types)
@@ -106,30 +111,90 @@ def parse_line(line: str, fmt: str, data_root: str = "", source: str = "<list>",
     return ListEntry(path=_join(data_root, rel), rel_path=rel, line_no=line_no, **values)
 
 
-def read_list(path: str | os.PathLike, fmt: str, data_root: str = "") -> list[ListEntry]:
+def raw_lines(path: str) -> list[bytes]:
+    """The lines of a list file as bytes (BOM dropped; ``\\n``, ``\\r\\n`` and ``\\r`` end a line)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+
+
+def decode_line(raw: bytes, source: str, line_no: int) -> str:
+    """``raw`` as UTF-8 text; :class:`ListFormatError` naming ``source:line_no`` and the byte otherwise."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ListFormatError(
+            f"{source}:{line_no}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+            f"save the list as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+
+
+def _outside(root: str, rel: str) -> bool:
+    """True when ``rel`` (absolute, or with ``..``) leads out of ``root``."""
+    if os.path.isabs(rel):
+        return True
+    base = os.path.abspath(root)
+    return os.path.commonpath([base, os.path.abspath(os.path.join(base, rel))]) != base
+
+
+def check_rows(entries: Sequence[ListEntry], source: str, data_root: str = "",
+               allow_outside_root: bool = False) -> None:
+    """Rows that make a run silently wrong: a path leaving ``data_root``, the same path with two labels
+    (errors), exact duplicate rows (a warning naming the first few lines).
+
+    Raises:
+        ListFormatError: naming ``source:line`` and the fix (``--allow_outside_root`` for the first).
+    """
+    seen: dict[str, ListEntry] = {}
+    duplicates: list[tuple[int, int]] = []
+    for e in entries:
+        if data_root and not allow_outside_root and _outside(data_root, e.rel_path):
+            raise ListFormatError(f"{source}:{e.line_no}: path {e.rel_path!r} leads outside --data_root "
+                                  f"{data_root}; fix the row, or pass --allow_outside_root if that is intended")
+        first = seen.setdefault(e.rel_path, e)
+        if first is e:
+            continue
+        if first.label != e.label:
+            raise ListFormatError(f"{source}:{e.line_no}: {e.rel_path!r} has label {e.label}, but label "
+                                  f"{first.label} at line {first.line_no}; one file must have one label")
+        if first == ListEntry(**{**e.__dict__, "line_no": first.line_no}):
+            duplicates.append((first.line_no, e.line_no))
+    if duplicates:
+        shown = ", ".join(f"line {b} repeats line {a}" for a, b in duplicates[:5])
+        log.warning("%s: %d duplicate row(s) (%s%s); each counts once more per epoch", source, len(duplicates),
+                    shown, ", ..." if len(duplicates) > 5 else "")
+
+
+def read_list(path: str | os.PathLike, fmt: str, data_root: str = "", allow_outside_root: bool = False,
+              check: bool = True) -> list[ListEntry]:
     """Read a list file.
 
     Args:
-        path: the list file.
+        path: the list file (UTF-8; a BOM is accepted).
         fmt: one of ``cls``, ``pretrain``, ``rawframes``, ``long`` (see module docstring).
         data_root: prefix joined to every path (VideoMAE's ``--data_root``).
+        allow_outside_root: accept rows whose path is absolute or climbs out of a non-empty ``data_root``.
+        check: run :func:`check_rows` (duplicates, conflicting labels, paths outside the root).
 
     Returns:
         The rows in file order, blank lines and comments skipped.
 
     Raises:
         FileNotFoundError: the list file does not exist.
-        ListFormatError: a malformed row (message names the file and line).
+        ListFormatError: a malformed or non-UTF-8 row, a path outside ``data_root``, one path with two
+            labels (the message names the file and line).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"list file not found: {path}")
     entries = []
-    with open(path, "r", encoding="utf-8-sig", newline=None) as f:  # tolerate a BOM
-        for i, line in enumerate(f, start=1):
-            entry = parse_line(line, fmt, data_root, source=path, line_no=i)
-            if entry is not None:
-                entries.append(entry)
+    for i, raw in enumerate(raw_lines(path), start=1):
+        entry = parse_line(decode_line(raw, path, i), fmt, data_root, source=path, line_no=i)
+        if entry is not None:
+            entries.append(entry)
+    if check:
+        check_rows(entries, path, data_root, allow_outside_root)
     return entries
 
 

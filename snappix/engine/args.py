@@ -23,6 +23,7 @@ True (any non-empty string is truthy).
 from __future__ import annotations
 
 import argparse
+import datetime
 import difflib
 import logging
 import os
@@ -31,7 +32,7 @@ from typing import Any, Sequence
 import yaml
 
 from .checkpoint import to_plain
-from .distributed import is_main_process
+from .distributed import broadcast_object, is_main_process
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,9 @@ def add_data_args(parser: argparse.ArgumentParser, **defaults):
     g = parser.add_argument_group("data")
     g.add_argument("--data_path", default=None, help="list file (VideoMAE/SnapPix format)")
     g.add_argument("--data_root", default="", help="prefix joined to the paths of the list")
+    add_bool_arg(g, "--allow_outside_root", default=False,
+                 help="accept list rows whose path is absolute or leads out of --data_root with '..' (refused by "
+                      "default: such a row usually means a wrong list or root)")
     g.add_argument("--num_frames", type=int, default=16, help="frames per clip")
     g.add_argument("--sampling_rate", type=int, default=4, help="frame stride of a clip")
     g.add_argument("--input_size", type=int, default=112, help="spatial crop size in pixels")
@@ -175,7 +179,8 @@ def add_precision_args(parser: argparse.ArgumentParser, **defaults):
 def add_checkpoint_args(parser: argparse.ArgumentParser, **defaults):
     """Output and checkpoint flags: output dir, save frequency, resume."""
     g = parser.add_argument_group("checkpoint")
-    g.add_argument("--output_dir", default=None, help="checkpoints, log.txt, config.yaml")
+    g.add_argument("--output_dir", default=None,
+                   help="checkpoints, log.txt, config.yaml (default: outputs/<entry point>-<date-time>, printed)")
     g.add_argument("--save_ckpt_freq", type=int, default=20, help="keep checkpoint-{epoch}.pth every N epochs")
     add_bool_arg(g, "--auto_resume", default=True, negative="--no_auto_resume",
                  help="resume from the newest readable checkpoint in --output_dir")
@@ -343,8 +348,81 @@ def config_dict(args: argparse.Namespace) -> dict[str, Any]:
     return to_plain(vars(args))
 
 
-def save_config(args: argparse.Namespace, output_dir: str | None) -> str | None:
+#: flags whose values are file or folder paths: stored absolute in config.yaml, so ``--config`` works from
+#: any working directory (an empty --data_root, i.e. list paths relative to the working directory, is
+#: stored as that directory)
+PATH_FLAGS = ("data_path", "data_root", "val_path", "test_path", "output_dir", "log_dir", "finetune", "resume",
+              "pattern", "pattern_dir", "init_pattern", "class_names", "saliency_root", "config")
+EVAL_CONFIG_FILE = "eval_config.yaml"
+
+
+def default_output_dir(args: argparse.Namespace, prog: str, base: str = "outputs") -> str:
+    """Give a run without ``--output_dir`` one: ``base/<prog>-<YYYYmmdd-HHMMSS>`` (absolute), the same on
+    every rank (rank 0's name is broadcast; call after ``init_distributed``), printed on rank 0.
+
+    Without it a run saved nothing (no checkpoint, no log) and exited 0. Returns ``args.output_dir``.
+    """
+    if args.output_dir:
+        return args.output_dir
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    args.output_dir = broadcast_object(os.path.abspath(os.path.join(base, f"{prog}-{stamp}")))
+    if is_main_process():
+        print(f"no --output_dir given: writing checkpoints, log.txt and config.yaml to {args.output_dir}",
+              flush=True)
+    return args.output_dir
+
+
+def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
+    out = dict(config)
+    for key in PATH_FLAGS:
+        value = out.get(key)
+        if isinstance(value, str) and (value or key == "data_root") and "://" not in value:
+            out[key] = os.path.abspath(value) if value else os.getcwd()
+    return out
+
+
+def _has_checkpoint(output_dir: str) -> bool:
+    try:
+        return any(n.startswith("checkpoint-") and n.endswith(".pth") for n in os.listdir(output_dir))
+    except OSError:
+        return False
+
+
+def _write_yaml(path: str, data: dict[str, Any]) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            yaml.safe_dump(data, f, sort_keys=False, default_flow_style=None)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _append_resume_note(path: str, config: dict[str, Any]) -> None:
+    """Append a ``# ...`` line to ``path`` saying the run was launched again and which flags differ."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            before = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError):
+        before = {}
+    changed = [f"{k}: {before.get(k)!r} -> {v!r}" for k, v in config.items()
+               if k != "config" and isinstance(before, dict) and before.get(k) != v]
+    stamp = datetime.datetime.now().isoformat(timespec="seconds")
+    note = f"# {stamp}: launched again in this folder (resume); "
+    note += ("changed flags: " + "; ".join(changed)) if changed else "same flags"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(note.replace("\n", " ") + "\n")
+
+
+def save_config(args: argparse.Namespace, output_dir: str | None, evaluation: bool = False) -> str | None:
     """Write the resolved flags to ``output_dir/config.yaml`` (rank 0, atomic). Returns the path.
+
+    * A training run writes ``config.yaml`` once: when the folder already holds a checkpoint and the run
+      resumes (auto-resume or ``--resume``), the file is kept and a ``# <time>: launched again ...`` comment naming the changed flags is
+      appended instead.
+    * ``evaluation=True`` (``--eval``) writes ``eval_config.yaml`` and leaves ``config.yaml`` alone.
+    * Path flags (:data:`PATH_FLAGS`) are stored absolute.
 
     Keep derived values (scaled lr, ranks, ...) out of ``args``: every key written here must be a flag
     so the file can be fed back through ``--config``.
@@ -352,13 +430,11 @@ def save_config(args: argparse.Namespace, output_dir: str | None) -> str | None:
     if not output_dir or not is_main_process():
         return None
     os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, CONFIG_FILE)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            yaml.safe_dump(config_dict(args), f, sort_keys=False, default_flow_style=None)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    config = _absolute_paths(config_dict(args))
+    path = os.path.join(output_dir, EVAL_CONFIG_FILE if evaluation else CONFIG_FILE)
+    resuming = bool(getattr(args, "auto_resume", True) or getattr(args, "resume", None))
+    if not evaluation and resuming and os.path.isfile(path) and _has_checkpoint(output_dir):
+        _append_resume_note(path, config)
+    else:
+        _write_yaml(path, config)
     return path

@@ -41,6 +41,8 @@ from torch import nn
 from .distributed import (all_gather_object, broadcast_object, get_rank, get_world_size, is_main_process,
                           unwrap_model)
 from .faults import inject
+from .state_dicts import (CheckpointError, LoadReport, ModelMismatchError, load_state_dict_report,  # noqa: F401
+                          require_match)
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +50,6 @@ LATEST = "checkpoint-latest.pth"
 BEST = "checkpoint-best.pth"
 _NUMBERED = re.compile(r"^checkpoint-(\d+)\.pth$")
 FORMAT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be written or read (the message says which file and why)."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -448,7 +446,8 @@ def resume(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, sca
     only) restores the model and warns.
 
     Raises:
-        CheckpointError: ``resume_path`` unreadable; RuntimeError: model keys/shapes do not match.
+        CheckpointError: ``resume_path`` unreadable; :class:`ModelMismatchError` (a ``CheckpointError``): the
+            checkpoint's weights are not this model's (counts and the first differing keys named).
     """
     if resume_path:
         path, state = os.fspath(resume_path), load_checkpoint(resume_path, map_location=map_location)
@@ -463,6 +462,7 @@ def resume(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, sca
         path, state = found
     else:
         return ResumeInfo()
+    require_match(model, state["model"], path, "--resume")
     unwrap_model(model).load_state_dict(state["model"], strict=True)
     if optimizer is not None:
         if state.get("optimizer"):
@@ -476,59 +476,3 @@ def resume(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, sca
     info = ResumeInfo(start_epoch=epoch + 1, global_step=int(state.get("global_step", 0)), path=path, state=state)
     log.info("resumed from %s (epoch %d done, global step %d)", path, epoch, info.global_step)
     return info
-
-
-@dataclass
-class LoadReport:
-    """Keys that did not load: ``missing`` (in the model, not in the state), ``unexpected`` (in the
-    state, not in the model), ``mismatched`` (``(key, state shape, model shape)``, skipped)."""
-
-    missing: list[str]
-    unexpected: list[str]
-    mismatched: list[tuple[str, tuple, tuple]]
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
-
-
-def load_state_dict_report(model: nn.Module, state: Mapping[str, torch.Tensor], strip_prefixes=("module.",),
-                           strict: bool = False) -> LoadReport:
-    """Load ``state`` into ``model`` non-strictly and log missing, unexpected and shape-mismatched keys.
-
-    Args:
-        state: a state dict, or a checkpoint dict with a ``model`` / ``module`` / ``state_dict`` entry.
-        strip_prefixes: prefixes removed from state keys (DDP's ``module.``).
-        strict: raise ``RuntimeError`` when anything did not load (after logging it).
-    """
-    for key in ("model", "module", "state_dict"):
-        if key in state and isinstance(state[key], Mapping):
-            state = state[key]
-            break
-    module = unwrap_model(model)
-    cleaned = {}
-    for k, v in state.items():
-        for p in strip_prefixes:
-            if k.startswith(p):
-                k = k[len(p):]
-        cleaned[k] = v
-    own = module.state_dict()
-    mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in cleaned.items()
-                  if k in own and isinstance(v, torch.Tensor) and v.shape != own[k].shape]
-    for k, _, _ in mismatched:
-        cleaned.pop(k)
-    result = module.load_state_dict(cleaned, strict=False)
-    report = LoadReport(list(result.missing_keys), list(result.unexpected_keys), mismatched)
-    name = type(module).__name__
-    if report.missing:
-        log.warning("%s: %d missing keys (kept at init): %s", name, len(report.missing), report.missing)
-    if report.unexpected:
-        log.warning("%s: %d unexpected keys (ignored): %s", name, len(report.unexpected), report.unexpected)
-    for k, s, m in report.mismatched:
-        log.warning("%s: shape mismatch for %s: checkpoint %s vs model %s (skipped)", name, k, s, m)
-    if report.ok:
-        log.info("%s: all %d keys loaded", name, len(cleaned))
-    elif strict:
-        raise RuntimeError(f"{name}: state dict does not match (missing {report.missing}, unexpected "
-                           f"{report.unexpected}, mismatched {report.mismatched})")
-    return report

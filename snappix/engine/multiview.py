@@ -13,7 +13,9 @@ but never ran the multi-view test (its "precise val" numbers are 1 clip x 1 crop
 * videos are keyed by the **list row** ``index``, never by file name, and a view by
   ``(index, segment, crop)``; only exact repeats of the same key are dropped (``DistributedSampler``
   pads the last ranks with repeats of the first items), distinct views are never merged away;
-* missing views are detected and reported (an error unless ``allow_missing``);
+* an unreadable test video (the dataset substituted another row for it) is named, left out of the
+  scores (or counted as a miss: ``--test_unreadable wrong``) and listed in ``unreadable_videos.csv``;
+  every other missing view is a sampling bug, reported as an error unless ``allow_missing``;
 * three accuracies are reported and named so they cannot be confused (the per-clip number VideoMAE
   logs as "accuracy on N test videos" is N = videos x views):
 
@@ -33,11 +35,7 @@ after gathering every rank holds all of them (``N x K x 4`` bytes, e.g. 19,796 K
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
-import math
-import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -49,17 +47,21 @@ from .distributed import all_gather_object, is_main_process
 from .loader_guard import loader_errors
 from .logging import RunLogger
 from .loop import forward, move_to_device
+from .multiview_report import (SUMMARY_JSON, SUMMARY_TXT, UNREADABLE_CSV, format_summary, summarize,
+                               video_metrics, write_report)
 from .precision import autocast
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MergedViews", "MissingViewsError", "collect_view_scores", "format_summary", "gather_views",
-           "merge_views", "multiview_test", "summarize", "video_metrics", "write_report"]
+__all__ = ["MergedViews", "MissingViewsError", "SUMMARY_JSON", "SUMMARY_TXT", "UNREADABLE_CSV",
+           "collect_view_scores", "format_summary", "gather_views", "merge_views", "multiview_test", "summarize",
+           "video_metrics", "write_report"]
 
 #: integer columns of a view record (plus ``substituted`` bool and ``scores`` float32 (N, K))
 VIEW_COLUMNS = ("index", "segment", "crop", "label")
-SUMMARY_JSON = "multiview_summary.json"
-SUMMARY_TXT = "multiview_summary.txt"
+#: optional int64 column: the list row a view was asked for (differs from ``index`` when the dataset put a
+#: readable row in place of an unreadable video); absent means ``index``
+REQUESTED = "requested"
 
 
 class MissingViewsError(ValueError):
@@ -83,7 +85,7 @@ def _column(batch: Mapping[str, Any], key: str, n: int, default: int | None = No
 
 
 def _empty_records(num_classes: int = 0) -> dict[str, np.ndarray]:
-    out = {k: np.zeros(0, dtype=np.int64) for k in VIEW_COLUMNS}
+    out = {k: np.zeros(0, dtype=np.int64) for k in (*VIEW_COLUMNS, REQUESTED)}
     out["substituted"] = np.zeros(0, dtype=bool)
     out["scores"] = np.zeros((0, num_classes), dtype=np.float32)
     return out
@@ -96,7 +98,9 @@ def _concat(parts: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
     widths = {p["scores"].shape[1] for p in parts}
     if len(widths) != 1:
         raise ValueError(f"view records disagree on the number of classes: {sorted(widths)}")
-    return {k: np.concatenate([p[k] for p in parts]) for k in (*VIEW_COLUMNS, "substituted", "scores")}
+    out = {k: np.concatenate([p[k] for p in parts]) for k in (*VIEW_COLUMNS, "substituted", "scores")}
+    out[REQUESTED] = np.concatenate([np.asarray(p.get(REQUESTED, p["index"])) for p in parts]).astype(np.int64)
+    return out
 
 
 @torch.no_grad()
@@ -109,13 +113,14 @@ def collect_view_scores(model: nn.Module, loader: Iterable, device: torch.device
         model: a classifier ``video (B, C, T, H, W) -> logits (B, K)`` (or a mapping with ``"logits"``),
             possibly DDP-wrapped; run in eval mode (its train/eval state is restored afterwards).
         loader: batches with ``video``, ``label``, ``index`` (list row) and, for multi-view, ``segment``
-            and ``crop`` (absent: 0, i.e. single-view validation data); ``substituted`` optional.
+            and ``crop`` (absent: 0, i.e. single-view validation data); ``substituted`` and ``requested``
+            (the row asked for, when ``index`` is a substitute) optional.
         device, precision: where and in which autocast precision (``bf16``/``fp16``/``fp32``) to run;
             the softmax is taken in float32.
         max_batches: stop after this many batches (smoke tests).
 
     Returns:
-        Records of this rank only: ``index``, ``segment``, ``crop``, ``label`` int64 ``(N,)``,
+        Records of this rank only: ``index``, ``segment``, ``crop``, ``label``, ``requested`` int64 ``(N,)``,
         ``substituted`` bool ``(N,)``, ``scores`` float32 ``(N, K)`` (rows sum to 1), in loader order.
     """
     was_training = model.training
@@ -131,6 +136,7 @@ def collect_view_scores(model: nn.Module, loader: Iterable, device: torch.device
                 n = int(batch["video"].shape[0])
                 cols = {"index": _column(batch, "index", n), "label": _column(batch, "label", n),
                         "segment": _column(batch, "segment", n, 0), "crop": _column(batch, "crop", n, 0)}
+                cols[REQUESTED] = _column(batch, REQUESTED, n) if REQUESTED in batch else cols["index"]
                 sub = batch.get("substituted")
                 cols["substituted"] = (np.zeros(n, dtype=bool) if sub is None
                                        else torch.as_tensor(sub).reshape(-1).cpu().numpy().astype(bool))
@@ -171,6 +177,8 @@ class MergedViews:
         duplicates: exact repeats of an ``(index, segment, crop)`` key that were dropped.
         missing: ``(index, segment, crop)`` views that never arrived (only with ``allow_missing``).
         num_listed: videos in the list (``num_videos`` passed to :func:`merge_views`).
+        unreadable: list rows (ascending) whose video failed to decode in at least one view; none of
+            their views is scored (the dataset logged each to ``bad_videos.txt``).
     """
 
     index: np.ndarray
@@ -183,6 +191,7 @@ class MergedViews:
     duplicates: int = 0
     missing: list[tuple[int, int, int]] = field(default_factory=list)
     num_listed: int = 0
+    unreadable: list[int] = field(default_factory=list)
 
     @property
     def views_per_video(self) -> int:
@@ -223,6 +232,9 @@ def merge_views(records: Mapping[str, np.ndarray], num_videos: int, views_per_vi
     Rules: a video is its list row ``index`` (file names play no part, so equal names in different
     folders stay separate); a view is ``(index, segment, crop)``; exact repeats of a view (sampler
     padding) are dropped keeping the first in gathered order; distinct views are never merged away.
+    A view whose ``requested`` row differs from its ``index`` stands in for an unreadable video: that
+    video (all of its views, even those that decoded) and the stand-in view are left out, and the row is
+    listed in :attr:`MergedViews.unreadable` instead of counting as missing.
     Views are summed in ``(index, segment, crop)`` order in float64, so the result does not depend on
     how the views were spread over ranks.
 
@@ -239,6 +251,15 @@ def merge_views(records: Mapping[str, np.ndarray], num_videos: int, views_per_vi
     cols = {k: np.asarray(records[k]).astype(np.int64).reshape(-1) for k in VIEW_COLUMNS}
     scores = np.asarray(records["scores"])
     substituted = np.asarray(records.get("substituted", np.zeros(len(cols["index"]), bool))).astype(bool)
+    requested = np.asarray(records.get(REQUESTED, cols["index"])).astype(np.int64).reshape(-1)
+    unreadable = np.unique(requested[requested != cols["index"]])
+    if len(unreadable):  # stand-ins and every view of a video that failed somewhere are left out
+        keep = (requested == cols["index"]) & ~np.isin(cols["index"], unreadable)
+        cols = {k: v[keep] for k, v in cols.items()}
+        scores, substituted = scores[keep], substituted[keep]
+        if len(cols["index"]) == 0:
+            raise ValueError(f"no readable test video: all {len(unreadable)} video(s) seen failed to decode "
+                             f"(see bad_videos.txt)")
     n = len(cols["index"])
     if scores.ndim != 2 or scores.shape[0] != n or any(len(v) != n for v in cols.values()):
         raise ValueError(f"inconsistent records: {n} indices, scores {scores.shape}, "
@@ -267,207 +288,23 @@ def merge_views(records: Mapping[str, np.ndarray], num_videos: int, views_per_vi
 
     present = np.zeros((num_videos, s * c), dtype=bool)
     present[views["index"], views["segment"] * c + views["crop"]] = True
+    present[unreadable] = True  # reported as unreadable, not as missing
     missing = [(int(v), int(slot) // c, int(slot) % c) for v, slot in np.argwhere(~present)]
     if missing:
-        absent = num_videos - len(vids)
+        absent = num_videos - len(vids) - len(unreadable)
         msg = (f"{len(missing)} of {num_videos * s * c} views missing ({num_videos} videos x {s} segments x "
                f"{c} crops; {absent} video(s) without any view), e.g. (index, segment, crop) "
-               f"{missing[:10]}. Check that the sampler covers the whole test set (drop_last=False).")
+               f"{missing[:10]}. The test loader must cover the whole test set once (DistributedSampler with "
+               f"drop_last=False); unreadable videos are reported separately, so this is a bug in the sampling.")
         if not allow_missing:
-            raise MissingViewsError(msg + " Pass allow_missing=True to score the views present.", missing)
+            raise MissingViewsError(msg, missing)
         log.warning("%s Scoring the views present.", msg)
 
     sums = np.add.reduceat(views["scores"].astype(np.float64), starts, axis=0)
     return MergedViews(index=vids.astype(np.int64), scores=sums / counts[:, None], labels=group_labels,
                        num_views=counts.astype(np.int64), views=views, num_segments=s, num_crops=c,
-                       duplicates=int(duplicates), missing=missing, num_listed=int(num_videos))
-
-
-def _topk_hits(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Bool ``(N,)``: label among the ``k`` best scores (stable ranking: ties go to the lower class)."""
-    k = min(k, scores.shape[1])
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return (order == labels.reshape(-1, 1)).any(axis=1)
-
-
-def video_metrics(scores: np.ndarray, labels: np.ndarray, topk: Sequence[int] = (1, 5)) -> dict[str, float]:
-    """Top-k accuracy in percent (0-100) over rows: ``{"top1": ..., "top5": ...}``.
-
-    Args:
-        scores: ``(N, K)`` per-video scores (e.g. :attr:`MergedViews.scores`); only ranking matters,
-            ties rank the lower class index first. ``k > K`` counts as ``k = K``.
-        labels: int ``(N,)`` in ``[0, K)``.
-
-    Returns:
-        ``{"top{k}": percent}`` for each ``k``; ``nan`` for ``N = 0``.
-    """
-    scores, labels = np.asarray(scores), np.asarray(labels).reshape(-1)
-    if len(labels) == 0:
-        return {f"top{k}": float("nan") for k in topk}
-    return {f"top{k}": float(_topk_hits(scores, labels, k).mean() * 100.0) for k in topk}
-
-
-def summarize(merged: MergedViews) -> dict[str, Any]:
-    """The headline numbers of a multi-view test (all accuracies in percent).
-
-    Keys: ``num_videos`` (scored), ``num_listed``, ``num_segments``, ``num_crops``, ``views_per_video``,
-    ``num_views`` (distinct views merged), ``duplicates_dropped``, ``missing_views``,
-    ``substituted_views``, ``video_top1``, ``video_top5``, ``clip_top1``, ``single_view``
-    ([segment, crop]), ``single_view_videos``, ``single_view_top1``.
-    """
-    views = merged.views
-    video = video_metrics(merged.scores, merged.labels, (1, 5))
-    per_view = _topk_hits(views["scores"], views["label"], 1)
-    seg, crop = merged.single_view
-    centre = (views["segment"] == seg) & (views["crop"] == crop)
-    return {
-        "num_videos": int(len(merged.index)), "num_listed": merged.num_listed,
-        "num_segments": merged.num_segments, "num_crops": merged.num_crops,
-        "views_per_video": merged.views_per_video, "num_views": int(len(views["index"])),
-        "duplicates_dropped": merged.duplicates, "missing_views": len(merged.missing),
-        "substituted_views": int(views["substituted"].sum()),
-        "video_top1": video["top1"], "video_top5": video["top5"],
-        "clip_top1": float(per_view.mean() * 100.0) if len(per_view) else float("nan"),
-        "single_view": [seg, crop], "single_view_videos": int(centre.sum()),
-        "single_view_top1": float(per_view[centre].mean() * 100.0) if centre.any() else float("nan"),
-    }
-
-
-def format_summary(summary: Mapping[str, Any]) -> str:
-    """Human-readable multi-line text of :func:`summarize`'s dict."""
-    s, c = summary["num_segments"], summary["num_crops"]
-    seg, crop = summary["single_view"]
-    lines = [
-        f"Multi-view test: {summary['num_videos']} videos x {summary['views_per_video']} views "
-        f"({s} segments x {c} crops) = {summary['num_views']} views merged",
-        f"  sampler padding duplicates dropped: {summary['duplicates_dropped']}; missing views: "
-        f"{summary['missing_views']}; views from substituted (unreadable) videos: {summary['substituted_views']}",
-        f"  video-level (mean softmax over {summary['views_per_video']} views): "
-        f"top-1 {summary['video_top1']:.3f}  top-5 {summary['video_top5']:.3f}",
-        f"  clip-level (mean over all views of per-view correctness): top-1 {summary['clip_top1']:.3f}",
-        f"  single-view (segment {seg}, crop {crop}; {summary['single_view_videos']} videos): "
-        f"top-1 {summary['single_view_top1']:.3f}",
-    ]
-    if summary["num_videos"] != summary.get("num_listed", summary["num_videos"]):
-        lines.insert(1, f"  WARNING: {summary['num_listed'] - summary['num_videos']} listed video(s) had no view "
-                        f"and are not scored")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------------
-# report files
-# ---------------------------------------------------------------------------------------------------
-def _class_names(num_classes: int, class_names: Sequence[str] | None) -> list[str]:
-    if class_names is None:
-        return [str(k) for k in range(num_classes)]
-    if len(class_names) != num_classes:
-        raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
-    return [str(x) for x in class_names]
-
-
-def _plot_confusion(path: str, matrix: np.ndarray, names: list[str], title: str) -> None:
-    """Row-normalised confusion matrix as a PNG; sized and labelled to stay readable up to ~100 classes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    k = len(names)
-    support = matrix.sum(axis=1, keepdims=True)
-    norm = np.divide(matrix, support, out=np.zeros(matrix.shape, dtype=np.float64), where=support > 0)
-    side = float(min(max(4.0, 0.13 * k + 2.5), 22.0))
-    fig = Figure(figsize=(side + 1.2, side), dpi=150)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(norm, vmin=0.0, vmax=1.0, cmap="viridis", interpolation="nearest")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
-    step = max(1, math.ceil(k / 50))  # at most ~50 labelled ticks per axis
-    ticks = np.arange(0, k, step)
-    spacing_pt = side * 0.75 * 72.0 / len(ticks)  # room per label along the axis, in points
-    fontsize = float(min(9.0, max(4.0, 0.7 * spacing_pt)))
-    ax.set_xticks(ticks)
-    ax.set_yticks(ticks)
-    ax.set_xticklabels([names[i] for i in ticks], rotation=90, fontsize=fontsize)
-    ax.set_yticklabels([names[i] for i in ticks], fontsize=fontsize)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title, fontsize=10)
-    if k <= 12:  # small matrices: print the values
-        for i in range(k):
-            for j in range(k):
-                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] < 0.5 else "black")
-    fig.tight_layout()
-    fig.savefig(path)
-
-
-def write_report(output_dir: str, merged: MergedViews, class_names: Sequence[str] | None = None,
-                 paths: Sequence[str] | None = None, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Write the multi-view report into ``output_dir`` and log the summary (call on one rank only).
-
-    Files:
-        * ``per_class_accuracy.csv``: ``class_id, class, support, correct, top1`` (video-level top-1 in
-          percent; empty for classes without test videos).
-        * ``confusion_matrix.csv``: video-level counts, rows = true class, columns = predicted class,
-          first row/column the class names.
-        * ``confusion_matrix.png``: the same, each row normalised by its support.
-        * ``video_predictions.csv``: ``index, path, label, pred, pred_score, label_score, correct, views``
-          per scored list row (``path`` empty without ``paths``).
-        * ``multiview_summary.json`` / ``multiview_summary.txt``: :func:`summarize` and :func:`format_summary`.
-
-    Args:
-        class_names: ``K`` names (default: the class indices).
-        paths: the list's paths by row (e.g. ``[e.rel_path for e in dataset.entries]``); only for the
-            predictions file -- merging never uses names.
-        summary: a precomputed :func:`summarize` result.
-
-    Returns:
-        The summary dict, plus ``"files"``: the paths written.
-    """
-    os.makedirs(output_dir, exist_ok=True)
-    summary = dict(summary or summarize(merged))
-    k = merged.scores.shape[1]
-    names = _class_names(k, class_names)
-    pred = np.argsort(-merged.scores, axis=1, kind="stable")[:, 0]
-    labels = merged.labels
-    matrix = np.zeros((k, k), dtype=np.int64)
-    np.add.at(matrix, (labels, pred), 1)
-    files = {name: os.path.join(output_dir, name) for name in
-             ("per_class_accuracy.csv", "confusion_matrix.csv", "confusion_matrix.png", "video_predictions.csv",
-              SUMMARY_JSON, SUMMARY_TXT)}
-
-    with open(files["per_class_accuracy.csv"], "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["class_id", "class", "support", "correct", "top1"])
-        for cls in range(k):
-            support, correct = int(matrix[cls].sum()), int(matrix[cls, cls])
-            w.writerow([cls, names[cls], support, correct, f"{100.0 * correct / support:.4f}" if support else ""])
-
-    with open(files["confusion_matrix.csv"], "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["true\\pred", *names])
-        for cls in range(k):
-            w.writerow([names[cls], *matrix[cls].tolist()])
-
-    with open(files["video_predictions.csv"], "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["index", "path", "label", "pred", "pred_score", "label_score", "correct", "views"])
-        rows = np.arange(len(labels))
-        for i, idx, lab, p, ps, ls, nv in zip(rows, merged.index, labels, pred, merged.scores[rows, pred],
-                                               merged.scores[rows, labels], merged.num_views):
-            w.writerow([int(idx), paths[int(idx)] if paths is not None else "", int(lab), int(p), f"{ps:.6f}",
-                        f"{ls:.6f}", int(lab == p), int(nv)])
-
-    _plot_confusion(files["confusion_matrix.png"], matrix, names,
-                    f"video-level confusion ({summary['num_videos']} videos, {merged.num_segments}x"
-                    f"{merged.num_crops} views, top-1 {summary['video_top1']:.2f}%)")
-
-    text = format_summary(summary)
-    with open(files[SUMMARY_TXT], "w", encoding="utf-8") as f:
-        f.write(text + "\n")
-    with open(files[SUMMARY_JSON], "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
-    log.info("\n%s\n  report: %s", text, output_dir)
-    return {**summary, "files": files}
+                       duplicates=int(duplicates), missing=missing, num_listed=int(num_videos),
+                       unreadable=[int(v) for v in unreadable])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -477,7 +314,7 @@ def multiview_test(model: nn.Module, loader: Any, device: torch.device | str, pr
                    num_videos: int | None = None, views_per_video: int | tuple[int, int] | None = None,
                    output_dir: str | None = None, class_names: Sequence[str] | None = None,
                    paths: Sequence[str] | None = None, logger: RunLogger | None = None, epoch: int | None = None,
-                   allow_missing: bool = False) -> dict[str, Any]:
+                   allow_missing: bool = False, unreadable: str = "skip") -> dict[str, Any]:
     """Collect, gather, merge, score and report a multi-view test (collective: call on every rank).
 
     The loader must cover the whole test set once (``DistributedSampler(shuffle=False, drop_last=False)``
@@ -485,6 +322,10 @@ def multiview_test(model: nn.Module, loader: Any, device: torch.device | str, pr
     the loader's ``VideoClsDataset`` (``len(entries)``, ``(test_num_segment, test_num_crop)``, the
     list's relative paths). Rank 0 writes :func:`write_report` into ``output_dir`` (when given) and,
     with a ``logger``, appends ``test_*`` numbers to ``log.txt`` at ``epoch``.
+
+    An unreadable test video (the dataset substituted another row for it, logging it to
+    ``bad_videos.txt``) is named in the summary and in ``unreadable_videos.csv``; ``unreadable="skip"``
+    leaves it out of the accuracies, ``"wrong"`` counts it as a miss (:func:`summarize`).
 
     Returns:
         :func:`summarize`'s dict, identical on every rank.
@@ -499,16 +340,19 @@ def multiview_test(model: nn.Module, loader: Any, device: torch.device | str, pr
         num_videos = len(dataset.entries)
     if views_per_video is None:
         views_per_video = (dataset.test_num_segment, dataset.test_num_crop)
-    if paths is None and dataset is not None and hasattr(dataset, "entries"):
-        paths = [e.rel_path for e in dataset.entries]
+    sources = None
+    if dataset is not None and hasattr(dataset, "entries"):
+        paths = paths if paths is not None else [e.rel_path for e in dataset.entries]
+        where = getattr(dataset, "data_path", "<list>")
+        sources = [f"{e.path} ({where}:{e.line_no})" for e in dataset.entries]
     records = gather_views(collect_view_scores(model, loader, device, precision, logger))
     merged = merge_views(records, num_videos, views_per_video, allow_missing=allow_missing)
-    summary = summarize(merged)
+    summary = summarize(merged, unreadable)
     if is_main_process():
         if output_dir:
-            write_report(output_dir, merged, class_names, paths, summary)
+            write_report(output_dir, merged, class_names, paths, summary, sources)
         else:
-            log.info("\n%s", format_summary(summary))
+            log.info("\n%s", format_summary(summary, sources))
         if logger is not None and epoch is not None:
             logger.log_epoch(epoch, test={k: v for k, v in summary.items() if not isinstance(v, list)})
     return summary

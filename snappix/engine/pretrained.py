@@ -15,14 +15,16 @@ from torch import nn
 
 from snappix.models.convert import ConversionReport, convert_state_dict
 
-from .checkpoint import LoadReport, load_checkpoint, load_state_dict_report
-from .distributed import is_main_process
+from .checkpoint import load_checkpoint
+from .distributed import is_main_process, unwrap_model
+from .state_dicts import LoadReport, ModelMismatchError, load_state_dict_report, loaded_share
 
 log = logging.getLogger(__name__)
 
 
 def load_pretrained(model: nn.Module, path: str | os.PathLike | Mapping[str, Any], trusted: bool = False, *,
-                    strict: bool = False, verbose: bool = True, **convert_kwargs) -> ConversionReport:
+                    strict: bool = False, verbose: bool = True, min_loaded: float = 0.0,
+                    **convert_kwargs) -> ConversionReport:
     """Load pretrained weights from a checkpoint file (or an in-memory checkpoint) into ``model``.
 
     Args:
@@ -33,6 +35,8 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike | Mapping[str, Any
             VideoMAE / VideoMAEv2 / SnapPix checkpoints need. Still ``weights_only=True``: any other pickled
             global is refused before it runs.
         strict: raise ``RuntimeError`` if anything is missing, unexpected or mismatched.
+        min_loaded: the smallest share (0-1) of the model's weights outside the new head (``head.*``,
+            ``fc_norm.*``) that must load (``--finetune_min_loaded``); below it the file is another model's.
         verbose: print the summary (main process only); it is also logged.
         **convert_kwargs: forwarded to :func:`convert_state_dict` (``norm_to_fc_norm``, ``old_grid``, ...).
 
@@ -47,6 +51,8 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike | Mapping[str, Any
             (``trusted=True``).
         ValueError: see :func:`convert_state_dict`.
         RuntimeError: ``strict`` and the weights do not match.
+        ModelMismatchError: fewer than ``min_loaded`` of the weights loaded (the message names the
+            counts and a few keys that did not load); raised before anything else is trained.
     """
     if isinstance(path, Mapping):
         state, source = path, "<state dict>"
@@ -58,6 +64,14 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike | Mapping[str, Any
     report.missing, report.unexpected, report.mismatched = result.missing, result.unexpected, result.mismatched
     text = report.summary()
     log.info("%s", text)
+    loaded, total = loaded_share(result, model)
+    if total and loaded < min_loaded * total:
+        failed = [f"{k} {s} vs {m}" for k, s, m in result.mismatched[:3]] or result.missing[:3]
+        raise ModelMismatchError(
+            f"{source} (--finetune): only {loaded} of {total} weights of {type(unwrap_model(model)).__name__} "
+            f"(without its head) loaded, below --finetune_min_loaded {min_loaded:g}; e.g. not loaded: "
+            f"{', '.join(failed)}; {len(result.unexpected)} checkpoint keys unused. Is it a checkpoint of "
+            f"another model? Pass the matching --model, or --finetune_min_loaded 0 to start anyway")
     if verbose and is_main_process():
         print(text, flush=True)
     if strict and not report.ok:

@@ -36,7 +36,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator
 
-from snappix.data.lists import FORMATS, ListEntry, ListFormatError, parse_line, write_lines
+from snappix.data.lists import FORMATS, ListEntry, ListFormatError, decode_line, parse_line, raw_lines, write_lines
 from snappix.data.video import VideoDecodeError, backend_available, open_video
 
 #: frames decoded per call in a deep check (bounds memory on long/high-resolution videos).
@@ -170,20 +170,19 @@ def _check_task(task: tuple) -> tuple[int, str, str]:
 def read_rows(list_path: str, fmt: str, data_root: str) -> list[tuple[int, str, ListEntry | None, str]]:
     """The data rows of a list: ``(line_no, original text, entry or None, parse error)``.
 
-    Blank lines and ``#`` comments are skipped; a malformed row gets ``entry=None`` and the
-    :class:`ListFormatError` message.
+    Blank lines and ``#`` comments are skipped; a malformed row (or one that is not UTF-8, its text then
+    decoded with replacement characters) gets ``entry=None`` and the :class:`ListFormatError` message.
     """
     rows = []
-    with open(list_path, "r", encoding="utf-8-sig", newline=None) as f:
-        for line_no, line in enumerate(f, start=1):
-            text = line.rstrip("\r\n")
-            try:
-                entry = parse_line(text, fmt, data_root, source=list_path, line_no=line_no)
-            except ListFormatError as exc:
-                rows.append((line_no, text, None, str(exc)))
-                continue
-            if entry is not None:
-                rows.append((line_no, text, entry, ""))
+    for line_no, raw in enumerate(raw_lines(list_path), start=1):
+        try:
+            text = decode_line(raw, list_path, line_no)
+            entry = parse_line(text, fmt, data_root, source=list_path, line_no=line_no)
+        except ListFormatError as exc:
+            rows.append((line_no, raw.decode("utf-8", "replace"), None, str(exc)))
+            continue
+        if entry is not None:
+            rows.append((line_no, text, entry, ""))
     return rows
 
 

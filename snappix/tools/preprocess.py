@@ -49,7 +49,9 @@ Operation (:func:`preprocess_tree`, CLI :func:`main`): a process pool (``cores``
 that already exist are skipped (resumable; each output is written to a hidden ``.<stem>.part.mp4``
 in the same folder and renamed with :func:`os.replace` only when complete), failures (unopenable
 file, zero frames, encoder error) go to ``OUT/preprocess_failed.txt`` (``path<TAB>reason``) and the
-run continues, output-name collisions go to ``OUT/preprocess_duplicate.txt``
+run continues; a source that decodes to fewer frames than its header announces is converted and listed in
+``OUT/preprocess_partial.txt`` (``path<TAB>truncated: N of M frames decoded``; with ``--strict`` it is a
+failure and not converted), output-name collisions go to ``OUT/preprocess_duplicate.txt``
 (``skipped<TAB>kept<TAB>output``), and a summary is printed at the end.
 """
 from __future__ import annotations
@@ -67,6 +69,7 @@ import cv2
 import numpy as np
 
 from snappix.data.preprocessing import output_size, preprocess_frame, srgb_to_linear_lut  # noqa: F401  (re-exported)
+from snappix.tools.source_frames import header_frame_count, is_partial
 
 __all__ = [
     "CODECS",
@@ -93,6 +96,7 @@ __all__ = [
 
 CODECS = ("libx264", "mp4v")
 FAILED_LOG = "preprocess_failed.txt"
+PARTIAL_LOG = "preprocess_partial.txt"
 DUPLICATE_LOG = "preprocess_duplicate.txt"
 _AVCOL_RANGE_JPEG = 2  # AVColorRange: full range (0-255), as opposed to MPEG/limited (16-235)
 
@@ -103,12 +107,14 @@ class VideoReadError(RuntimeError):
 
 @dataclass(frozen=True)
 class VideoResult:
-    """What :func:`preprocess_video` wrote: ``frames`` frames of ``height x width`` at ``fps`` frames/s."""
+    """What :func:`preprocess_video` wrote: ``frames`` frames of ``height x width`` at ``fps`` frames/s;
+    ``expected``: the source's header frame count when decoding stopped before it (a partial video)."""
 
     frames: int
     fps: Fraction
     height: int
     width: int
+    expected: int | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -312,6 +318,7 @@ def preprocess_video(
     preset: str = "medium",
     threads: int = 0,
     verify: bool = False,
+    allow_partial: bool = True,
 ) -> VideoResult:
     """Convert one video the SnapPix way (LUT -> resize -> grey per frame) and write it atomically.
 
@@ -325,13 +332,17 @@ def preprocess_video(
         short_side: output short side in pixels (SnapPix: 112); see :func:`output_size`.
         codec, preset, threads: see :class:`GrayVideoWriter`.
         verify: re-open the finished file with decord and check its frame count and size.
+        allow_partial: keep an output whose source decoded to fewer frames than its header announces
+            (:func:`~snappix.tools.source_frames.is_partial`; ``VideoResult.expected`` is then set); False
+            (``--strict``) raises instead and writes nothing.
 
     Returns:
         :class:`VideoResult` with the number of frames written (= frames decoded from ``src``), the
         frame rate (= OpenCV's rate of ``src``) and the output size.
 
     Raises:
-        VideoReadError: ``src`` cannot be opened, has no frame rate, or decodes to zero frames.
+        VideoReadError: ``src`` cannot be opened, has no frame rate, decodes to zero frames, or (without
+            ``allow_partial``) stops before its header's frame count (reason ``truncated: ...``).
         RuntimeError: encoding or (with ``verify``) decoding back failed.
     """
     src, dst = Path(src), Path(dst)
@@ -349,6 +360,11 @@ def preprocess_video(
                 for bgr in frames:
                     writer.write(preprocess_frame(bgr, short_side))
             count = writer.frames
+            expected = header_frame_count(src)
+            partial = is_partial(count, expected)
+            if partial and not allow_partial:
+                raise VideoReadError(f"truncated: decoding stopped after {count} of the {expected} frames "
+                                     f"its header announces")
             if verify:
                 n, h, w = verify_output(part)
                 expected = (count,) + tuple(d - d % 2 if codec == "mp4v" else d for d in gray.shape)
@@ -362,7 +378,8 @@ def preprocess_video(
             raise
     finally:
         frames.close()
-    return VideoResult(frames=count, fps=fps, height=gray.shape[0], width=gray.shape[1])
+    return VideoResult(frames=count, fps=fps, height=gray.shape[0], width=gray.shape[1],
+                       expected=expected if partial else None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -451,6 +468,7 @@ class Summary:
     skipped_existing: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
     duplicates: list[tuple[Path, Path, Path]] = field(default_factory=list)
+    partial: list[tuple[Path, int, int]] = field(default_factory=list)  # (src, frames written, header count)
 
     def lines(self, out_root: Path | None = None) -> list[str]:
         """Human-readable summary lines."""
@@ -460,6 +478,7 @@ class Summary:
             f"converted         {self.converted}",
             f"skipped existing  {self.skipped_existing}",
             f"failed            {len(self.failed)}" + (where(FAILED_LOG) if self.failed else ""),
+            f"partial           {len(self.partial)}" + (where(PARTIAL_LOG) if self.partial else ""),
             f"duplicates        {len(self.duplicates)}" + (where(DUPLICATE_LOG) if self.duplicates else ""),
         ]
 
@@ -473,11 +492,12 @@ def _init_worker() -> None:
 
 
 def _run_job(args: tuple) -> tuple[str, str, bool, str]:
-    """Pool task: convert one video; never raises (returns ``(src, dst, ok, frames-or-reason)``)."""
+    """Pool task: convert one video; never raises (returns ``(src, dst, ok, info)``: ``info`` is the frame
+    count, ``written/header`` for a partial video, or the failure reason)."""
     src, dst, kwargs = args
     try:
         result = preprocess_video(src, dst, **kwargs)
-        return src, dst, True, str(result.frames)
+        return src, dst, True, f"{result.frames}/{result.expected}" if result.expected else str(result.frames)
     except Exception as exc:  # noqa: BLE001 - logged per file, the run goes on
         reason = str(exc) if isinstance(exc, VideoReadError) else f"{type(exc).__name__}: {exc}"
         return src, dst, False, _one_line(reason)
@@ -495,6 +515,7 @@ def preprocess_tree(
     overwrite: bool = False,
     verify: bool = False,
     progress: bool = True,
+    allow_partial: bool = True,
 ) -> Summary:
     """Preprocess every video under ``in_root`` into ``out_root`` (SnapPix, DAC'25, §7.1).
 
@@ -551,11 +572,12 @@ def preprocess_tree(
             summary.skipped_existing += 1
         else:
             todo.append(job)
-    kwargs = dict(short_side=short_side, codec=codec, preset=preset, verify=verify,
+    kwargs = dict(short_side=short_side, codec=codec, preset=preset, verify=verify, allow_partial=allow_partial,
                   threads=1 if cores > 1 else 0)
     tasks = [(str(j.src), str(j.dst), kwargs) for j in todo]
 
-    with open(out_root / FAILED_LOG, "w", encoding="utf-8") as failed_log, tqdm(
+    with open(out_root / FAILED_LOG, "w", encoding="utf-8") as failed_log, \
+            open(out_root / PARTIAL_LOG, "w", encoding="utf-8") as partial_log, tqdm(
         total=len(tasks), desc="preprocess", unit="video", disable=not progress, dynamic_ncols=True
     ) as bar:
 
@@ -563,6 +585,12 @@ def preprocess_tree(
             src, _dst, ok, info = res
             if ok:
                 summary.converted += 1
+                if "/" in info:  # partial: kept, listed with its counts
+                    written, expected = (int(x) for x in info.split("/"))
+                    summary.partial.append((Path(src), written, expected))
+                    partial_log.write(f"{src}\ttruncated: {written} of {expected} frames decoded\n")
+                    partial_log.flush()
+                    bar.write(f"partial: {src}: {written} of {expected} frames decoded", file=sys.stderr)
             else:
                 summary.failed.append((Path(src), info))
                 failed_log.write(f"{src}\t{info}\n")
@@ -605,7 +633,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flat", action="store_true", help="write OUT/<stem>.mp4 (SnapPix layout); collisions are skipped")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     p.add_argument("--verify", action="store_true", help="decode every output with decord before accepting it")
-    p.add_argument("--strict", action="store_true", help="exit with status 1 if any video failed or none was found")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 if any video failed or none was found; a video that decodes to fewer "
+                        "frames than its header says is then a failure (not converted) instead of a partial output")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
 
@@ -629,7 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = preprocess_tree(
         in_root, out_root, formats, short_side=args.short_side, flat=args.flat, codec=args.codec,
         preset=args.preset, cores=args.cores, overwrite=args.overwrite, verify=args.verify,
-        progress=not args.no_progress,
+        progress=not args.no_progress, allow_partial=not args.strict,
     )
     print(f"preprocess {in_root} -> {out_root} ({', '.join(formats)}, codec {args.codec}):")
     for line in summary.lines(out_root):

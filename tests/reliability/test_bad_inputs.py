@@ -121,3 +121,44 @@ def test_wrong_label_count_names_file_and_line(tmp_path):
     args.nb_classes = 51
     with pytest.raises(ValueError, match="--nb_classes 51 does not match --data_set UCF101"):
         run_finetuning.check_classes(args, [str(lst)])
+
+
+# ---------------------------------------------------------------------------------------------------
+# lists that used to be accepted silently or crash bare (issue 15, items 5 and 6)
+# ---------------------------------------------------------------------------------------------------
+def test_list_that_is_not_utf8_names_file_and_line(bad_root, tmp_path):
+    from snappix.tools.check_data import main as check_data
+
+    lst = tmp_path / "latin1.csv"
+    lst.write_bytes("good.mp4 0\ncaf\u00e9.mp4 1\n".encode("latin-1"))
+    with pytest.raises(ListFormatError, match=rf"{re.escape(str(lst))}:2: not UTF-8 text \(byte 0xe9"):
+        read_list(lst, "cls")
+    # the data doctor reports the row instead of stopping
+    rc = check_data(["--data_path", str(lst), "--data_root", str(bad_root), "--format", "cls",
+                     "--num_frames", str(NUM_FRAMES), "--out", str(tmp_path / "report")])
+    assert rc == 1
+    bad = (tmp_path / "report.bad.tsv").read_text(encoding="utf-8")
+    assert "not UTF-8" in bad and ":2:" in bad
+
+
+@pytest.mark.parametrize("row", ["../good.mp4 0", "/etc/passwd 0", "a/../../../etc/passwd 0"])
+def test_list_path_outside_the_root_is_refused(tmp_path, row):
+    root = tmp_path / "root"
+    root.mkdir()
+    lst = tmp_path / "train.csv"
+    lst.write_text(f"x.mp4 0\n{row}\n")
+    with pytest.raises(ListFormatError, match=rf"{re.escape(str(lst))}:2: .*outside --data_root.*--allow_outside_root"):
+        read_list(lst, "cls", str(root))
+    with pytest.raises(ListFormatError, match="outside --data_root"):
+        VideoClsDataset(str(lst), str(root), mode="validation", check_missing=False)
+    assert len(read_list(lst, "cls", str(root), allow_outside_root=True)) == 2
+
+
+def test_list_same_file_two_labels_errors_and_duplicates_warn(tmp_path, caplog):
+    lst = tmp_path / "train.csv"
+    lst.write_text("a.mp4 0\nb.mp4 1\na.mp4 0\n")
+    read_list(lst, "cls", str(tmp_path))
+    assert f"{lst}: 1 duplicate row(s) (line 3 repeats line 1)" in caplog.text
+    lst.write_text("a.mp4 0\nb.mp4 1\na.mp4 2\n")
+    with pytest.raises(ListFormatError, match=rf"{re.escape(str(lst))}:3: 'a.mp4' has label 2, but label 0 at line 1"):
+        read_list(lst, "cls", str(tmp_path))
