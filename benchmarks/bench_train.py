@@ -1,4 +1,9 @@
-"""Training throughput of coded MAE pretraining: fused SDPA attention versus explicit attention.
+"""Training step of coded MAE pretraining: attention kernels, precision, where the time goes, optimiser.
+
+Sections, all measured in one run: (1) fused SDPA attention versus explicit attention; (2) the step in
+fp32 and in bf16 autocast, and what ``--precision auto`` picks here; (3) a ``torch.profiler`` breakdown
+of one step (top ops; share in GEMM / attention kernels versus everything else); (4) AdamW ``foreach``
+versus ``fused`` step time (see ``train_floor.py``). ``--no_floor`` runs section (1) only.
 
 Two copies of the same model (same seed, same weights), one with ``attn_impl="sdpa"``
 (:func:`torch.nn.functional.scaled_dot_product_attention`) and one with ``attn_impl="explicit"``
@@ -27,7 +32,7 @@ Peak memory, measured honestly per device:
   is the attention's activations and workspace). ``tracemalloc`` would miss torch's allocations and
   ``ru_maxrss`` is inherited from the parent across fork + exec, so neither is used.
 
-    python benchmarks/bench_train.py [--device cpu|cuda] [--precision fp32|bf16] [--rounds 7] [--steps 1]
+    python benchmarks/bench_train.py [--device cpu|cuda] [--precision fp32|bf16|auto] [--rounds 7] [--steps 1]
 """
 
 from __future__ import annotations
@@ -49,9 +54,12 @@ sys.path.insert(0, REPO)
 import timm  # noqa: E402
 
 import snappix.models  # noqa: E402,F401  (registers the models)
+from snappix.engine.optim import use_fused_adamw  # noqa: E402
+from snappix.engine.precision import resolve_precision  # noqa: E402
 from snappix.masking import build_mask_generator  # noqa: E402
 
 from proc_memory import reset_peak, status_kib  # noqa: E402  (benchmarks/, on sys.path as the script's folder)
+from train_floor import optimizer_section, precision_section, profile_section  # noqa: E402
 
 IMPLS = ("sdpa", "explicit")
 DEFAULT_PATTERNS = os.path.join(os.path.dirname(REPO), "shared", "data", "snappix_patterns")
@@ -67,7 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=1, help="timed training steps per round and variant")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per variant before the rounds")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--precision", default="auto", choices=["fp32", "bf16", "auto"],
+                   help="precision of sections (1) and (3); auto: bf16 only where the device computes it natively")
+    p.add_argument("--no_floor", action="store_true", help="skip sections (2)-(4)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--pattern_dir", default=os.environ.get("SNAPPIX_PATTERN_DIR", DEFAULT_PATTERNS))
     p.add_argument("--no_memory", action="store_true", help="skip the memory measurement")
@@ -85,7 +95,9 @@ def build(args, attn_impl: str):
             kwargs.update(coded_type="naive")  # same cost; the pattern does not change the compute
     torch.manual_seed(0)
     model = timm.create_model(args.model, **kwargs).to(args.device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
+    groups = [{"params": list(model.parameters())}]
+    opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05,
+                            fused=True if use_fused_adamw(groups) else None)  # as snappix.engine.optim
     enc_gen = build_mask_generator("tube", model.grid, args.mask_ratio)
     dec_gen = build_mask_generator("run_cell", model.grid, args.decoder_mask_ratio)
     rng = np.random.default_rng(0)
@@ -102,8 +114,8 @@ def build(args, attn_impl: str):
     return model, opt, batches, kwargs.get("coded_type")
 
 
-def train_steps(args, model, opt, batches, steps: int) -> None:
-    dtype = torch.bfloat16 if args.precision == "bf16" else None
+def train_steps(args, model, opt, batches, steps: int, precision: str | None = None) -> None:
+    dtype = torch.bfloat16 if (precision or args.precision) == "bf16" else None
     for i in range(steps):
         video, em, dm, target = batches[i % len(batches)]
         with torch.autocast(args.device, dtype=dtype, enabled=dtype is not None):
@@ -146,6 +158,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    args.precision = resolve_precision(args.precision, args.device)
     if args._memory_probe:
         memory_probe(args)
         return
@@ -192,8 +205,17 @@ def main(argv=None) -> None:
     print(f"  speed-up sdpa / explicit: {clips['sdpa'] / clips['explicit']:.2f}x wall-clock, "
           f"{cpu_clips['sdpa'] / cpu_clips['explicit']:.2f}x process CPU time")
 
+    if not args.no_floor:
+        model, opt, batches = runs["sdpa"]
+        print()
+        precision_section(lambda prec: train_steps(args, model, opt, batches, 1, prec), args.device, args.rounds)
+        print()
+        profile_section(lambda: train_steps(args, model, opt, batches, 1))
+        print()
+        optimizer_section(model, max(args.rounds, 3))
     if args.no_memory:
         return
+    print()
     if args.device == "cuda":
         print("peak memory (torch.cuda.max_memory_allocated; 'step' = peak minus allocated before the steps):")
         for impl in IMPLS:
