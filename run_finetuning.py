@@ -26,6 +26,7 @@ from snappix.data.mixup import build_mixup
 from snappix.engine import args as A
 from snappix.engine import checkpoint as C
 from snappix.engine import distributed as D
+from snappix.engine.cli import user_errors
 from snappix.engine.loop import evaluate
 from snappix.engine.precision import resolve_precision
 from snappix.engine.multiview import multiview_test
@@ -55,25 +56,30 @@ def build_parser():
     A.add_bool_arg(g, "--trust_checkpoint", default=False,
                    help="allow --finetune files that pickled Python objects (e.g. argparse.Namespace); "
                         "only for files you trust")
-    g.add_argument("--data_set", default="custom", choices=sorted(DATASETS))
+    g.add_argument("--data_set", default="custom", choices=sorted(DATASETS),
+                   help="dataset name: fixes the class count and list names (custom: any)")
     g.add_argument("--nb_classes", type=int, default=None, help="number of classes (checked against --data_set)")
     g.add_argument("--val_path", default=None, help="validation list when --data_path is a file")
     g.add_argument("--test_path", default=None, help="test list when --data_path is a file (default: val)")
     g.add_argument("--sampling", default=None, choices=["dense", "segment"],
                    help="dense num_frames x sampling_rate clips (SnapPix, all datasets) or one frame per "
                         "segment (VideoMAE SSV2, Kinetics_sparse); default: segment for Kinetics_sparse")
-    g.add_argument("--short_side_size", type=int, default=112)
-    g.add_argument("--drop_path", type=float, default=0.1)
+    g.add_argument("--short_side_size", type=int, default=112,
+                   help="validation / test: resize the short side to this before the crop")
+    g.add_argument("--drop_path", type=float, default=0.1, help="stochastic depth rate")
     g.add_argument("--init_scale", type=float, default=0.001,
                    help="multiplier of the freshly initialised head (VideoMAE/SnapPix 0.001; 1 for short "
                         "schedules, where a near-zero head delays learning)")
-    g.add_argument("--smoothing", type=float, default=0.1)
-    g.add_argument("--mixup", type=float, default=0.8)
-    g.add_argument("--cutmix", type=float, default=1.0)
-    g.add_argument("--cutmix_minmax", type=float, nargs=2, default=None)
-    g.add_argument("--mixup_prob", type=float, default=1.0)
-    g.add_argument("--mixup_switch_prob", type=float, default=0.5)
-    g.add_argument("--mixup_mode", default="batch", choices=["batch", "pair", "elem"])
+    g.add_argument("--smoothing", type=float, default=0.1, help="label smoothing")
+    g.add_argument("--mixup", type=float, default=0.8, help="mixup alpha (0: off)")
+    g.add_argument("--cutmix", type=float, default=1.0, help="cutmix alpha (0: off)")
+    g.add_argument("--cutmix_minmax", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                   help="cutmix box area ratio range (overrides --cutmix alpha)")
+    g.add_argument("--mixup_prob", type=float, default=1.0, help="probability of mixup or cutmix per batch")
+    g.add_argument("--mixup_switch_prob", type=float, default=0.5,
+                   help="probability of cutmix instead of mixup when both are on")
+    g.add_argument("--mixup_mode", default="batch", choices=["batch", "pair", "elem"],
+                   help="one mixing draw per batch, per pair or per element")
     g.add_argument("--reprob", type=float, default=0.25, help="random erasing probability")
     g.add_argument("--aa", default="rand-m7-n4-mstd0.5-inc1", help="RandAugment policy ('' or none: off)")
     g.add_argument("--train_crop_scale", type=float, nargs=2, default=(0.08, 1.0), metavar=("MIN", "MAX"),
@@ -85,19 +91,20 @@ def build_parser():
     g.add_argument("--coded_type", default=None, help="sensor pattern of coded models")
     g.add_argument("--pattern", default=None, help="exposure pattern file")
     g.add_argument("--pattern_dir", default=None, help="folder with SnapPix's released patterns")
-    g.add_argument("--test_num_segment", type=int, default=2)
-    g.add_argument("--test_num_crop", type=int, default=3)
+    g.add_argument("--test_num_segment", type=int, default=2, help="multi-view test: temporal views per video")
+    g.add_argument("--test_num_crop", type=int, default=3, help="multi-view test: spatial crops per view")
     parser.set_defaults(eval_freq=1, layer_decay=0.65, min_lr=1e-6, warmup_epochs=5, opt_betas=[0.9, 0.999])
     A.add_bool_arg(g, "--eval", default=False, help="only run the multi-view test (checkpoint-best.pth by default)")
     A.add_bool_arg(g, "--test_best", default=True, negative="--no_test_best",
                    help="after training, run the multi-view test of checkpoint-best.pth")
     A.add_bool_arg(g, "--dist_eval", default=True, negative="--no_dist_eval",
                    help="shard evaluation across ranks (else every rank evaluates everything)")
-    g.add_argument("--video_backend", default=None, choices=["decord", "pyav", "torchcodec"])
+    g.add_argument("--video_backend", default=None, choices=["decord", "pyav", "torchcodec"],
+                   help="video decoder (None: decord when installed, else pyav; pyav is the fallback)")
     g.add_argument("--max_bad_fraction", type=float, default=0.01,
                    help="stop when at least 2 distinct videos failed to decode and they are more than this share "
-                        "of the videos tried so far, counted in each DataLoader worker process; failures go to "
-                        "bad_videos.txt")
+                        "of the distinct videos tried so far, counted over all DataLoader workers (at each failure) "
+                        "and all ranks (at each epoch end); failures go to bad_videos.txt")
     g.add_argument("--test_unreadable", default="skip", choices=["skip", "wrong"],
                    help="an unreadable test video (named in the summary and test/unreadable_videos.csv) is left "
                         "out of the multi-view scores (skip) or counted as a wrong prediction (wrong)")
@@ -106,10 +113,12 @@ def build_parser():
     k.add_argument("--kcenter_num_patches", type=int, default=None,
                    help="tokens per clip incl. hybrid frames (default: a quarter of all patches)")
     k.add_argument("--kcenter_hybrid_frames", type=int, default=1, help="whole frames kept (paper: 3 of 32)")
-    k.add_argument("--kcenter_time_division", type=int, default=1)
-    k.add_argument("--kcenter_space_division", type=int, default=1)
-    k.add_argument("--kcenter_temporal_coef", type=float, default=1.0)
-    k.add_argument("--kcenter_spatial_coef", type=float, default=1.0)
+    k.add_argument("--kcenter_time_division", type=int, default=1, help="K-center ViT: temporal cells")
+    k.add_argument("--kcenter_space_division", type=int, default=1, help="K-center ViT: spatial cells per side")
+    k.add_argument("--kcenter_temporal_coef", type=float, default=1.0,
+                   help="K-center ViT: weight of time in the distance")
+    k.add_argument("--kcenter_spatial_coef", type=float, default=1.0,
+                   help="K-center ViT: weight of position in the distance")
     k.add_argument("--kcenter_first_center", default="auto", choices=["auto", "random", "center"],
                    help="first k-center centre: auto = random in training, fixed centre patch in evaluation")
     return parser
@@ -129,19 +138,20 @@ def check_classes(args, lists) -> int:
     """``--nb_classes`` against ``--data_set`` and against every label of the lists.
 
     Raises:
-        ValueError: a mismatch, naming the flag values or the file and line of the offending label.
+        snappix.engine.args.ConfigError (a ValueError): a mismatch, naming the flag values or the file and
+            line of the offending label.
     """
     expected = DATASETS[args.data_set]
     nb = args.nb_classes if args.nb_classes is not None else expected
     if nb is None:
-        raise ValueError(f"--data_set {args.data_set} needs --nb_classes")
+        raise A.ConfigError(f"--data_set {args.data_set} needs --nb_classes N (the number of classes of the lists)")
     if expected is not None and nb != expected:
-        raise ValueError(f"--nb_classes {nb} does not match --data_set {args.data_set} ({expected} classes)")
+        raise A.ConfigError(f"--nb_classes {nb} does not match --data_set {args.data_set} ({expected} classes)")
     for path in lists:
         if path and os.path.isfile(path):
             for e in read_list(path, "cls", args.data_root, args.allow_outside_root):
                 if e.label >= nb:
-                    raise ValueError(f"{path}:{e.line_no}: label {e.label} out of range for --nb_classes {nb}")
+                    raise A.ConfigError(f"{path}:{e.line_no}: label {e.label} out of range for --nb_classes {nb}")
     return nb
 
 
@@ -213,6 +223,7 @@ def run_test(args, info, model, test_path: str, checkpoint: str | None, tag: str
 
 
 @record  # under torchrun: the failing rank's error is shown in the launcher's summary
+@user_errors  # inside @record: a user error is one line and exit status 2 on its rank (--debug: traceback)
 def main(argv=None) -> dict:
     parser = build_parser()
     args = A.parse_args(parser, argv)

@@ -22,6 +22,7 @@ import snappix.models  # noqa: F401  (registers the models in timm's registry)
 from snappix.data.datasets import VideoPretrainDataset, multiple_samples_collate
 from snappix.engine import args as A
 from snappix.engine import distributed as D
+from snappix.engine.cli import user_errors
 from snappix.engine.loop import evaluate
 from snappix.engine.precision import resolve_precision
 from snappix.engine.runner import build_loader, fit
@@ -30,6 +31,7 @@ from snappix.masking.kcenter import FIRST_CENTER_MODES
 from snappix.masking.kcenter_masking import KCenterMaskGenerator
 from snappix.masking.saliency import (SALIENCY_MASK_TYPES, SAVI_SEMANTICS, MissingSaliencyError,
                                       build_saliency_mask_generator, saliency_path)
+from snappix.models.registry import require_model
 from snappix.objectives import build_objective
 from snappix.tools.check_data import check_lists_for_training
 
@@ -45,7 +47,7 @@ def build_parser():
     g.add_argument("--coded_type", default=None, help="sensor pattern of coded models (snappix.sensor.CODED_TYPES)")
     g.add_argument("--pattern", default=None, help="exposure pattern file (decor_fix / decor_learn)")
     g.add_argument("--pattern_dir", default=None, help="folder with SnapPix's released pattern files")
-    g.add_argument("--tubelet_size", type=int, default=2)
+    g.add_argument("--tubelet_size", type=int, default=2, help="frames per token (tubelet) of the video models")
     g.add_argument("--mask_type", default="tube", choices=MASK_TYPES + SALIENCY_MASK_TYPES + ("kcenter",),
                    help="savi: SaViMAE saliency-aware masking; attention: per-frame visible draw weighted by "
                         "saliency; kcenter: the encoder sees the tokens greedy k-center picks (ECCV'22)")
@@ -53,14 +55,16 @@ def build_parser():
                    help="savi / attention: read --saliency_root arrays (snappix.tools.saliency) or compute "
                         "saliency from the sampled clip")
     g.add_argument("--saliency_root", default=None, help="patch-saliency arrays mirroring the video tree")
-    g.add_argument("--salient_mask_ratio", type=float, default=0.85)
-    g.add_argument("--nonsalient_mask_ratio", type=float, default=0.95)
+    g.add_argument("--salient_mask_ratio", type=float, default=0.85,
+                   help="saliency masking: share of the salient tokens hidden")
+    g.add_argument("--nonsalient_mask_ratio", type=float, default=0.95,
+                   help="saliency masking: share of the other tokens hidden")
     g.add_argument("--savi_semantics", default="per_group", choices=SAVI_SEMANTICS,
                    help="per_group: README rates per group, total fixed by --mask_ratio; budget: SaViMAE "
                         "training code (nonsalient ratio = total, salient ratio = share of it)")
     g.add_argument("--saliency_threshold", type=float, default=0.5, help="online saliency binarisation")
     g.add_argument("--saliency_pool", default="max", choices=["max", "mean"], help="pooling over a tubelet")
-    g.add_argument("--mask_ratio", type=float, default=0.85)
+    g.add_argument("--mask_ratio", type=float, default=0.85, help="share of the encoder tokens hidden")
     k = parser.add_argument_group("k-center encoder mask (--mask_type kcenter; same meaning as run_finetuning.py)")
     k.add_argument("--kcenter_time_division", type=int, default=1,
                    help="independent k-center runs on this many contiguous chunks of token slots")
@@ -70,19 +74,22 @@ def build_parser():
     k.add_argument("--kcenter_spatial_coef", type=float, default=1.0, help="multiplier of the h, w coordinates")
     k.add_argument("--kcenter_first_center", default="random", choices=list(FIRST_CENTER_MODES),
                    help="first centre: random (from the sample's seeded generator) or the centre patch")
-    g.add_argument("--decoder_mask_type", default="run_cell", choices=MASK_TYPES)
-    g.add_argument("--decoder_mask_ratio", type=float, default=0.5)
-    g.add_argument("--decoder_depth", type=int, default=4)
-    g.add_argument("--drop_path", type=float, default=0.0)
+    g.add_argument("--decoder_mask_type", default="run_cell", choices=MASK_TYPES,
+                   help="which hidden tokens the decoder reconstructs (VideoMAEv2 dual masking)")
+    g.add_argument("--decoder_mask_ratio", type=float, default=0.5,
+                   help="share of the tokens the decoder does not reconstruct")
+    g.add_argument("--decoder_depth", type=int, default=4, help="transformer blocks of the MAE decoder")
+    g.add_argument("--drop_path", type=float, default=0.0, help="stochastic depth rate of the encoder")
     A.add_bool_arg(g, "--normalize_target", "--normlize_target", default=True,
                    help="per-tubelet normalised targets (VideoMAE); --normlize_target is SnapPix's spelling")
     g.add_argument("--ssv2_sampling_rate", type=int, default=None,
                    help="sampling rate for SSV2 paths (SnapPix: 2); unset = --sampling_rate for every path")
-    g.add_argument("--video_backend", default=None, choices=["decord", "pyav", "torchcodec"])
+    g.add_argument("--video_backend", default=None, choices=["decord", "pyav", "torchcodec"],
+                   help="video decoder (None: decord when installed, else pyav; pyav is the fallback)")
     g.add_argument("--max_bad_fraction", type=float, default=0.01,
                    help="stop when at least 2 distinct videos failed to decode and they are more than this share "
-                        "of the videos tried so far, counted in each DataLoader worker process; failures go to "
-                        "bad_videos.txt")
+                        "of the distinct videos tried so far, counted over all DataLoader workers (at each failure) "
+                        "and all ranks (at each epoch end); failures go to bad_videos.txt")
     g.add_argument("--save_recon", type=int, default=0,
                    help="write PNG grids (frames, coded image, reconstruction) of N validation clips per eval")
     return parser
@@ -93,7 +100,7 @@ def build_model(args):
                   decoder_depth=args.decoder_depth, drop_path_rate=args.drop_path)
     if args.coded_type is not None:
         kwargs.update(coded_type=args.coded_type, pattern_path=args.pattern, pattern_dir=args.pattern_dir)
-    model = timm.create_model(args.model, **kwargs)
+    model = timm.create_model(require_model(args.model), **kwargs)
     return model
 
 
@@ -157,6 +164,7 @@ def make_eval_fn(args, info, objective, val_loader, patch):
 
 
 @record  # under torchrun: the failing rank's error is shown in the launcher's summary
+@user_errors  # inside @record: a user error is one line and exit status 2 on its rank (--debug: traceback)
 def main(argv=None) -> dict:
     parser = build_parser()
     args = A.parse_args(parser, argv)

@@ -8,7 +8,9 @@ The annotation CSV (``train.csv`` / ``validate.csv`` of the Kinetics release) ha
 * ``<youtube_id>_<time_start:06d>_<time_end:06d><ext>`` (the usual downloader name), or
 * ``<youtube_id><ext>`` (SnapPix's K400 list convention ``k400/<youtube_id>.mp4``).
 
-Only rows whose file exists are listed (``<prefix>/<path under video_dir> <label>``); the
+Only rows whose file exists are listed (``<path under video_dir> <label>``, so the list is used with
+``--data_root VIDEO_DIR``; ``--prefix k400`` writes SnapPix's ``k400/<path>`` rows, used with the folder
+that holds ``k400/`` as ``--data_root``); the
 others are counted and written to ``<out>.missing.txt``. Labels are the indices of the sorted
 unique class names of the CSV, written to ``classes.txt`` next to ``--out``, or the line
 numbers (0-based) of ``--classes classes.txt`` (one class name per line). Build the train list
@@ -133,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", required=True, metavar="ANNOT.csv", help="Kinetics annotation CSV")
     p.add_argument("--video_dir", required=True, help="folder of the (processed) videos")
     p.add_argument("--out", required=True, metavar="LIST", help="list file to write ('path label')")
-    p.add_argument("--prefix", default="k400", help="folder prefix of the paths (default: %(default)s)")
+    p.add_argument("--prefix", default="",
+                   help="folder prefix of the paths (default: none, paths relative to --video_dir, which is "
+                        "then the --data_root; SnapPix's lists: k400, with --data_root the folder above)")
     p.add_argument("--ext", default=".mp4", help="extension of the videos (default: %(default)s)")
     p.add_argument("--classes", metavar="classes.txt",
                    help="class names, one per line, in label order (default: sorted names of the "
@@ -197,6 +201,10 @@ def main(argv=None) -> int:
               f"the first was used", file=sys.stderr)
     if classes_out:
         print(f"  class names -> {classes_out}")
+    root = os.path.abspath(args.video_dir)
+    if args.prefix:
+        root = f"the folder holding {args.prefix}/ (e.g. {os.path.dirname(root)} if {root} is {args.prefix}/)"
+    print(f"  train / check it with --data_root {root}")
     if annotations and n == 0:
         print(f"warning: no video found in {args.video_dir}; wrong --video_dir or --ext?", file=sys.stderr)
         return 1

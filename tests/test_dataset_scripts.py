@@ -397,9 +397,9 @@ def test_kinetics_list(tmp_path, capsys):
     ann = write(tmp_path / "annotations" / "train.csv", KINETICS_CSV, crlf=True)
     out = tmp_path / "lists" / "train.csv"
     assert kinetics.main(["--csv", str(ann), "--video_dir", str(videos), "--out", str(out)]) == 0
-    assert lines_of(out) == ["k400/--07WQ2iBlw_000001_000011.mp4 0",
-                             "k400/-0ctCoR0bK0_000005_000015.mp4 2",
-                             "k400/jf7RDuUTrsQ.mp4 1"]
+    assert lines_of(out) == ["--07WQ2iBlw_000001_000011.mp4 0",  # relative to --video_dir = --data_root
+                             "-0ctCoR0bK0_000005_000015.mp4 2",
+                             "jf7RDuUTrsQ.mp4 1"]
     assert [e.label for e in read_list(out, "cls")] == [0, 2, 1]
     assert lines_of(tmp_path / "lists" / "classes.txt") == [
         "abseiling", "air drumming", "passing American football (in game)"]
@@ -407,6 +407,7 @@ def test_kinetics_list(tmp_path, capsys):
         f"zzzMissing1_000000_000010.mp4\tabseiling\t{ann}:5"]
     printed = capsys.readouterr().out
     assert "wrote 3 rows" in printed and "1 missing" in printed and "4 annotated clips, 3 classes" in printed
+    assert f"--data_root {videos}" in printed
 
     # val list with the train classes; class sub-folders are found too
     val_videos = tmp_path / "k400_val"

@@ -101,7 +101,7 @@ def test_bad_videos_are_retried_substituted_logged_and_counted(bad_list):
     assert [g["index"] for g in got] == [0, 3, 3, 3, 6, 6, 6]  # next readable row substitutes
     assert [g["label"] for g in got] == [0, 3, 3, 3, 6, 6, 6]  # the label comes with the substitute
     assert [g["substituted"] for g in got] == [False, True, True, False, True, True, False]
-    assert ds.num_bad == 4 and ds.tracker.seen == 11  # load attempts: 7 items + 4 substitutes tried
+    assert ds.num_bad == 4 and ds.tracker.seen == 7  # distinct rows tried: the 7 items (4 failed, 3 loaded)
     lines = (root / "out" / BAD_VIDEOS_FILE).read_text().splitlines()
     logged = {line.split("\t")[0]: line.split("\t")[1] for line in lines}
     assert set(logged) == {str(root / r) for r in ("corrupt.mp4", "truncated.mp4", "zero.mp4", "missing.mp4")}

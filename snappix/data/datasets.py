@@ -11,14 +11,15 @@ when ``num_sample > 1``):
 Bad videos never hang a run and never change it silently: a failing item is retried
 ``max_retries`` times, then replaced by a deterministic substitute (the next readable row), and
 every failure is logged with path and reason to ``bad_videos.txt`` (in ``log_dir``), counted, and
-reported in the sample (``substituted``). When more than ``max_bad_fraction`` of the items seen by a
-worker failed (and at least ``min_bad`` did), :class:`TooManyBadVideos` stops the run naming the files.
+reported in the sample (``substituted``). When at least ``min_bad`` (2) distinct videos failed and they
+are more than ``max_bad_fraction`` of the distinct videos tried, counted over all DataLoader workers
+(and at each epoch end over all ranks; the rule is in :mod:`snappix.data.bad_videos`),
+:class:`TooManyBadVideos` stops the run naming the files.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
 from typing import Callable, Sequence
 
@@ -27,67 +28,12 @@ import torch
 from torch.utils.data import Dataset
 
 from . import sampling
+from .bad_videos import BAD_VIDEOS_FILE, MIN_BAD, BadVideoTracker, TooManyBadVideos  # noqa: F401 (re-exported)
 from .lists import ListEntry, check_files, read_list
 from .transforms import EvalTransform, FinetuneTrainTransform, PretrainTransform
 from .video import VideoDecodeError, backend_available, open_video
 
 log = logging.getLogger(__name__)
-
-BAD_VIDEOS_FILE = "bad_videos.txt"
-
-
-class TooManyBadVideos(RuntimeError):
-    """More than the allowed fraction of videos failed to load; the message lists them."""
-
-
-class BadVideoTracker:
-    """Counts load failures, appends them to ``bad_videos.txt`` and enforces the threshold.
-
-    Each DataLoader worker holds its own copy; lines are appended with ``O_APPEND`` so concurrent
-    workers do not interleave within a line.
-    """
-
-    def __init__(self, log_dir: str | None, max_bad_fraction: float = 0.01, min_bad: int = 2):
-        self.log_path = os.path.join(log_dir, BAD_VIDEOS_FILE) if log_dir else None
-        self.max_bad_fraction = max_bad_fraction
-        self.min_bad = min_bad
-        self.seen = 0
-        self.failures: list[tuple[str, str]] = []
-
-    def fail(self, path: str, reason: str) -> None:
-        """Count one failed video (its log line is written by :meth:`write`)."""
-        self.failures.append((path, reason))
-        log.warning("bad video %s: %s", path, reason)
-
-    def write(self, path: str, reason: str, substitute: str | None) -> None:
-        """Append ``path<TAB>reason<TAB>substitute=PATH`` (or ``no substitute``) to ``bad_videos.txt``."""
-        line = f"{path}\t{reason}\t{'substitute=' + substitute if substitute else 'no substitute'}\n"
-        if self.log_path:
-            os.makedirs(os.path.dirname(self.log_path) or ".", exist_ok=True)
-            fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            try:
-                os.write(fd, line.encode("utf-8", "replace"))
-            finally:
-                os.close(fd)
-
-    def record(self, path: str, reason: str, substitute: str | None) -> None:
-        """:meth:`fail` and :meth:`write` at once (``substitute``: a path that loaded, or None)."""
-        self.fail(path, reason)
-        self.write(path, reason, substitute)
-
-    def check(self) -> None:
-        """Raise :class:`TooManyBadVideos` when the failure rate is above the threshold.
-
-        ``seen`` counts the distinct videos this worker tried to load (substitutes included).
-        """
-        bad = len({p for p, _ in self.failures})
-        if bad >= self.min_bad and bad > self.max_bad_fraction * max(self.seen, 1):
-            names = "\n".join(f"  {p}: {r}" for p, r in self.failures[:20])
-            where = f" (all logged in {self.log_path})" if self.log_path else ""
-            raise TooManyBadVideos(
-                f"{bad} of {self.seen} videos failed to load, above the allowed "
-                f"{self.max_bad_fraction:.1%}{where}; check --data_root and the list. Failures:\n{names}")
-
 
 class _VideoListDataset(Dataset):
     """Shared machinery: list reading, decoding, bounded retries and deterministic substitutes."""
@@ -96,7 +42,7 @@ class _VideoListDataset(Dataset):
 
     def __init__(self, data_path: str, data_root: str = "", video_backend: str | None = None,
                  max_retries: int = 1, max_substitutes: int = 10, max_bad_fraction: float = 0.01,
-                 min_bad: int = 2, log_dir: str | None = None, check_missing: bool = True,
+                 min_bad: int = MIN_BAD, log_dir: str | None = None, check_missing: bool = True,
                  entries: Sequence[ListEntry] | None = None, fallback_backend: str | None = "pyav",
                  cache_videos: bool = False, allow_outside_root: bool = False):
         self.data_path = data_path
@@ -116,8 +62,9 @@ class _VideoListDataset(Dataset):
         self._fell_back: set[str] = set()
         self.max_retries = max_retries
         self.max_substitutes = max_substitutes
-        self.tracker = BadVideoTracker(log_dir, max_bad_fraction, min_bad)
-        self._known_bad: set[int] = set()
+        # shared-memory counters, created here so that every DataLoader worker forked later shares them
+        self.tracker = BadVideoTracker(log_dir, max_bad_fraction, min_bad, num_rows=len(self.entries),
+                                       paths=[e.path for e in self.entries])
         self.seed = 0
         self.epoch = 0
         # cache_videos: decode each video once, whole, and keep its uint8 frames in this process's memory
@@ -125,6 +72,7 @@ class _VideoListDataset(Dataset):
         # indices are taken from the cached frames. Meant for small datasets (the quickstart, tests).
         self.cache_videos = cache_videos
         self._cache: dict[str, np.ndarray] = {}
+        self._colour_checked = torch.zeros(1, dtype=torch.uint8).share_memory_()  # one check per run
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -154,10 +102,10 @@ class _VideoListDataset(Dataset):
         counted as a bad video.
         """
         if not entry.is_video_file:
-            return self._decode(entry, "frames", indices_fn)
+            return self._check_colour(entry, self._decode(entry, "frames", indices_fn))
         backend = self.video_backend or ("decord" if backend_available("decord") else "pyav")
         try:
-            return self._decode(entry, backend, indices_fn)
+            return self._check_colour(entry, self._decode(entry, backend, indices_fn))
         except VideoDecodeError as exc:
             if not self.fallback_backend or self.fallback_backend == backend:
                 raise
@@ -166,7 +114,29 @@ class _VideoListDataset(Dataset):
                 self._fell_back.add(entry.path)
                 log.warning("%s: decoded with %s after %s failed (%s)", entry.path, self.fallback_backend,
                             backend, exc.reason)
-            return frames
+            return self._check_colour(entry, frames)
+
+    def _check_colour(self, entry: ListEntry, clips: list[np.ndarray]) -> list[np.ndarray]:
+        """Warn once per run when the first decoded clip is colour but is read as grey (``gray="first"``).
+
+        SnapPix's preprocessed videos (``preprocess_data.py``) are grey: their three channels are equal.
+        A raw colour video would silently be taken as linear grey (its channel 0); the first frame of
+        the first clip a process decodes is checked (mean channel difference above 2 grey levels).
+        Returns ``clips`` unchanged.
+        """
+        if getattr(self, "gray", None) != "first" or self._colour_checked[0] or not clips or not len(clips[0]):
+            return clips
+        self._colour_checked[0] = 1
+        frame = np.asarray(clips[0][0])
+        if frame.ndim == 3 and frame.shape[-1] == 3:
+            f = frame.astype(np.int16)
+            diff = max(np.abs(f[..., 0] - f[..., 1]).mean(), np.abs(f[..., 1] - f[..., 2]).mean())
+            if diff > 2.0:
+                log.warning("%s (%s:%d) is a colour video (its 3 channels differ), read here as linear grey "
+                            "(channel 0): SnapPix models need grey videos made by preprocess_data.py. Convert the "
+                            "dataset with `python preprocess_data.py IN OUT` and pass --data_root OUT (warned once)",
+                            entry.path, self.data_path, entry.line_no)
+        return clips
 
     def _decode(self, entry: ListEntry, backend: str, indices_fn) -> list[np.ndarray]:
         if self.cache_videos and entry.is_video_file:
@@ -199,8 +169,8 @@ class _VideoListDataset(Dataset):
         try:
             for _ in range(self.max_substitutes + 1):
                 entry = self.entries[candidate]
-                if candidate not in self._known_bad:
-                    self.tracker.seen += 1
+                if not self.tracker.is_bad(candidate):
+                    self.tracker.tried(candidate)
                     reason = ""
                     for _ in range(self.max_retries + 1):
                         try:
@@ -215,9 +185,8 @@ class _VideoListDataset(Dataset):
                             pending.clear()
                             sample.update(index=candidate, requested=index, substituted=candidate != index)
                             return sample
-                    self._known_bad.add(candidate)
                     pending.append((entry.path, reason.replace("\n", " ")))
-                    self.tracker.fail(entry.path, reason.replace("\n", " "))
+                    self.tracker.fail(entry.path, reason.replace("\n", " "), row=candidate)
                     self.tracker.check()
                 candidate = (candidate + 1) % len(self.entries)
         finally:
@@ -234,8 +203,12 @@ class _VideoListDataset(Dataset):
 
     @property
     def num_bad(self) -> int:
-        """Videos that failed in this process (worker)."""
-        return len(self._known_bad)
+        """Distinct videos that failed so far, over all DataLoader workers of this process."""
+        return self.tracker.num_bad
+
+    def bad_video_state(self) -> torch.Tensor:
+        """The shared ``(2, rows)`` uint8 tried / failed flags (see :mod:`snappix.data.bad_videos`)."""
+        return self.tracker.state
 
 
 class VideoClsDataset(_VideoListDataset):
@@ -277,6 +250,7 @@ class VideoClsDataset(_VideoListDataset):
         if sampling not in ("dense", "segment"):
             raise ValueError(f"sampling must be 'dense' or 'segment', got {sampling!r}")
         super().__init__(data_path, data_root, **kwargs)
+        self.gray = gray
         self.mode, self.num_frames, self.sampling_rate, self.sampling = mode, num_frames, sampling_rate, sampling
         self.num_sample = num_sample if mode == "train" else 1
         self.test_num_segment = test_num_segment if mode == "test" else 1
@@ -357,6 +331,7 @@ class VideoPretrainDataset(_VideoListDataset):
         if sampling not in ("snappix", "dense"):
             raise ValueError(f"sampling must be 'snappix' or 'dense', got {sampling!r}")
         super().__init__(data_path, data_root, **kwargs)
+        self.gray = gray
         self.num_frames, self.sampling_rate, self.sampling = num_frames, sampling_rate, sampling
         self.ssv2_sampling_rate = ssv2_sampling_rate
         self.encoder_mask, self.decoder_mask = encoder_mask, decoder_mask

@@ -27,6 +27,8 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from snappix.errors import UserError
+
 log = logging.getLogger(__name__)
 
 FORMATS = {
@@ -38,7 +40,7 @@ FORMATS = {
 }
 
 
-class ListFormatError(ValueError):
+class ListFormatError(UserError, ValueError):
     """A row of a list file does not match the expected format (message names file and line)."""
 
 
@@ -74,6 +76,16 @@ def _join(data_root: str, rel: str) -> str:
     return os.path.join(data_root, rel) if data_root else rel
 
 
+def _csv_hint(text: str) -> str:
+    """For a row with commas (a CSV, e.g. the Kinetics ``path,label`` file): how to convert it."""
+    if "," not in text:
+        return ""
+    return ("; this looks like a CSV (commas, maybe a header): lists are whitespace-separated rows without a "
+            "header. Convert a Kinetics annotation CSV with python dataset/kinetics_list.py --csv FILE --video_dir "
+            "DIR --out LIST and pass --data_root DIR; a 'path,label' CSV: drop its header and write "
+            "'path label' rows (e.g. tail -n +2 FILE | tr , ' ' > LIST)")
+
+
 def parse_line(line: str, fmt: str, data_root: str = "", source: str = "<list>", line_no: int = 0
                ) -> ListEntry | None:
     """Parse one list row; return ``None`` for blank lines and ``#`` comments.
@@ -92,7 +104,7 @@ def parse_line(line: str, fmt: str, data_root: str = "", source: str = "<list>",
     where = f"{source}:{line_no}"
     expected = f"'path {' '.join(names)}'"
     if len(parts) != len(names) + 1:
-        raise ListFormatError(f"{where}: expected {expected} ({fmt} list), got {text!r}")
+        raise ListFormatError(f"{where}: expected {expected} ({fmt} list), got {text!r}{_csv_hint(text)}")
     values = {}
     for name, typ, raw in zip(names, types, parts[1:]):
         try:
@@ -100,7 +112,7 @@ def parse_line(line: str, fmt: str, data_root: str = "", source: str = "<list>",
         except ValueError:
             raise ListFormatError(
                 f"{where}: field {name!r} must be {typ.__name__}, got {raw!r} in {text!r} "
-                f"(expected {expected})") from None
+                f"(expected {expected}){_csv_hint(text)}") from None
     rel = parts[0].strip()
     if fmt == "pretrain" and values["total_frames"] < -1:
         raise ListFormatError(f"{where}: total_frames must be -1 (video file) or >= 0, got {text!r}")

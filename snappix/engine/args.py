@@ -31,7 +31,10 @@ from typing import Any, Sequence
 
 import yaml
 
+from snappix.errors import UserError
+
 from .checkpoint import to_plain
+from .cli import add_debug_arg
 from .distributed import broadcast_object, is_main_process
 
 log = logging.getLogger(__name__)
@@ -41,8 +44,9 @@ _TRUE = {"true", "t", "yes", "y", "1", "on"}
 _FALSE = {"false", "f", "no", "n", "0", "off"}
 
 
-class ConfigError(ValueError):
-    """A ``--config`` YAML file is invalid (the message names the file and the key)."""
+class ConfigError(UserError, ValueError):
+    """A ``--config`` YAML file is invalid (the message names the file and the key), or flags that cannot
+    work together (the message names the flags)."""
 
 
 def str2bool(value: Any) -> bool:
@@ -84,9 +88,10 @@ def _override(parser: argparse.ArgumentParser, group, defaults: dict) -> None:
 
 
 def add_config_arg(parser: argparse.ArgumentParser) -> None:
-    """``--config FILE.yaml``: YAML defaults, overridden by explicit flags."""
+    """``--config FILE.yaml`` (YAML defaults, overridden by explicit flags) and ``--debug``."""
     parser.add_argument("--config", default=None, metavar="FILE.yaml",
                         help="YAML file whose keys set flag defaults; explicit flags override it")
+    add_debug_arg(parser)
 
 
 def add_data_args(parser: argparse.ArgumentParser, **defaults):

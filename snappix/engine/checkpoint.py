@@ -43,6 +43,7 @@ from .distributed import (all_gather_object, broadcast_object, get_rank, get_wor
 from .faults import inject
 from .state_dicts import (CheckpointError, LoadReport, ModelMismatchError, load_state_dict_report,  # noqa: F401
                           require_match)
+from .unsafe_pickle import old_format_refusal
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", trusted:
                 hint = "; only tensors and plain data are allowed (weights_only=True)"
             raise CheckpointError(f"refusing to load checkpoint {path}: {reason}{hint}. Nothing in the file was "
                                   f"executed") from e
+        old_format = old_format_refusal(path)
+        if old_format is not None:
+            raise CheckpointError(f"refusing to load checkpoint {path}: {old_format}; only tensors and plain data "
+                                  f"are allowed (weights_only=True). Nothing in the file was executed") from e
         reason = next((ln for ln in lines if "WeightsUnpickler error" in ln), lines[0] if lines else "")
         raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a torch checkpoint?): "
                               f"{type(e).__name__}: {reason}") from e

@@ -45,6 +45,7 @@ from snappix.data.datasets import TooManyBadVideos
 from snappix.data.lists import ListFormatError
 from snappix.engine.args import add_bool_arg, add_config_arg, add_logging_args, config_dict, parse_args, save_config
 from snappix.engine.checkpoint import LATEST, CheckpointError, atomic_save, load_checkpoint
+from snappix.engine.cli import user_errors
 from snappix.engine.decorrelation_data import (PREPROCESS_MODES, GreyClipSource, Window, list_videos,
                                                protocol_windows, train_windows)
 from snappix.engine.logging import RunLogger
@@ -93,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_bool_arg(g, "--cache", default=True, negative="--no_cache", help="decode every video once into memory")
     g.add_argument("--video_backend", default=None, help="decord, pyav, ... (default: snappix.data.video's)")
     g.add_argument("--num_workers", type=int, default=2, help="threads decoding videos when filling the cache")
-    g.add_argument("--max_bad_fraction", type=float, default=0.01, help="unreadable videos allowed before stopping")
+    g.add_argument("--max_bad_fraction", type=float, default=0.01,
+                   help="stop when more than this share of the listed videos cannot be read (all are read at start-up)")
     g.add_argument("--batch_size", type=int, default=64, help="clips per step (minibatch) / per moment update")
 
     g = p.add_argument_group("pattern and objective")
@@ -466,6 +468,7 @@ def run(args: argparse.Namespace) -> dict:
         raise SystemExit(f"error: {exc}") from exc
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point of ``run_decorrelation_training.py``; prints a JSON summary line last."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -260,6 +260,15 @@ def all_reduce_sum(value: float | torch.Tensor) -> float | torch.Tensor:
     return float(t.item()) if t.dim() == 0 else t.cpu()
 
 
+def all_reduce_max(value: torch.Tensor) -> torch.Tensor:
+    """Element-wise maximum over ranks of an integer tensor (a copy; ``value`` itself in one process)."""
+    if not is_dist_avail_and_initialized():
+        return value
+    t = value.detach().to(device=_collective_device(), dtype=torch.int32)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.to(device=value.device, dtype=value.dtype)
+
+
 def all_reduce_mean(value: float | torch.Tensor) -> float | torch.Tensor:
     """Mean over ranks (identity in a single process)."""
     world = get_world_size()

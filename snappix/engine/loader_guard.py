@@ -25,6 +25,8 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
+from .distributed import all_reduce_max, get_world_size
+
 _PID, _CURRENT, _LAST = 0, 1, 2
 
 
@@ -97,6 +99,28 @@ def is_loader_failure(exc: BaseException) -> bool:
     """True for PyTorch's dead / hung / exited DataLoader worker errors."""
     return isinstance(exc, RuntimeError) and not isinstance(exc, DataLoaderError) and bool(
         _LOADER_FAILURE.search(str(exc)))
+
+
+def check_bad_videos_all_ranks(dataset: Any) -> None:
+    """Apply the bad-video rule to the counts of every DataLoader worker of every rank.
+
+    Called by every rank at the end of each training epoch and evaluation (a collective: all ranks
+    call it, so none waits alone). ``dataset`` (or the one a :class:`TrackedDataset` wraps) without a
+    ``bad_video_state()`` is left alone. The tried / failed flags of each list row are combined by an
+    element-wise maximum, so a row counts once however many ranks tried it.
+
+    Raises:
+        snappix.data.datasets.TooManyBadVideos: on every rank, when the combined counts break the rule
+            of :mod:`snappix.data.bad_videos`.
+    """
+    state_fn = getattr(dataset, "bad_video_state", None)
+    if state_fn is None:
+        return
+    state = state_fn()
+    world = get_world_size()
+    combined = all_reduce_max(state) if world > 1 else state
+    dataset.tracker.check(combined, scope=f"all DataLoader workers of {world} ranks" if world > 1
+                          else "all DataLoader workers")
 
 
 @contextlib.contextmanager

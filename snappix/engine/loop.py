@@ -26,7 +26,7 @@ from torch import nn
 
 from .distributed import all_reduce_mean, all_reduce_sum, get_rank, is_dist_avail_and_initialized
 from .faults import inject
-from .loader_guard import loader_errors
+from .loader_guard import check_bad_videos_all_ranks, loader_errors
 from .logging import MetricMeter, RunLogger
 from .optim import set_lr_wd
 from .precision import LossScaler, autocast, check_finite
@@ -159,6 +159,8 @@ def train_one_epoch(model: nn.Module, objective: Objective, loader: Iterable, op
             ``skip_nonfinite`` budget; raised before its backward, the weights stay as they were.
         DataLoaderError: a DataLoader worker died or hung past the loader's ``timeout``; the message
             names the items the workers were loading.
+        TooManyBadVideos: too many unreadable videos, over all workers (during the epoch) or all ranks
+            (at its end, every rank together); see :mod:`snappix.data.bad_videos`.
     """
     if acc_iters < 1:
         raise ValueError(f"acc_iters must be >= 1, got {acc_iters}")
@@ -249,6 +251,7 @@ def train_one_epoch(model: nn.Module, objective: Objective, loader: Iterable, op
 
     if bar is not None:
         bar.close()
+    check_bad_videos_all_ranks(getattr(loader, "dataset", None))
     if done < steps_per_epoch:
         log.warning("epoch %d: the loader ended after %d of %d optimiser steps", epoch, done, steps_per_epoch)
         scaler.zero_grad(optimizer)  # drop a partial accumulation
@@ -295,6 +298,7 @@ def evaluate(model: nn.Module, objective: Objective, loader: Iterable, device: t
                 loss, metrics = objective(outputs, batch)
             meter.update(n=_batch_size(batch), **{**(metrics or {}), "loss": loss})
             substituted += _substituted(batch)
+    check_bad_videos_all_ranks(getattr(loader, "dataset", None))
     meter.synchronize()
     model.train(was_training)
     return {**meter.averages(), "substituted": int(all_reduce_sum(float(substituted)))}

@@ -73,6 +73,24 @@ def build_loader(dataset: Dataset, args: argparse.Namespace, info: D.DistInfo, t
     return loader, sampler
 
 
+def check_warmup(args: argparse.Namespace, steps_per_epoch: int) -> None:
+    """The warmup must end before the run does; the error speaks in the unit the user set.
+
+    Raises:
+        snappix.engine.args.ConfigError: ``--warmup_steps`` (when > 0) not fewer than the run's optimizer
+            steps, or ``--warmup_epochs`` not fewer than ``--epochs``.
+    """
+    total = args.epochs * steps_per_epoch
+    if args.warmup_steps is not None and args.warmup_steps > 0:
+        if args.warmup_steps >= total:
+            raise A.ConfigError(f"--warmup_steps {args.warmup_steps} must be fewer than the run's {total} optimizer "
+                                f"steps (--epochs {args.epochs} x {steps_per_epoch} steps per epoch): lower "
+                                f"--warmup_steps or raise --epochs")
+    elif int(round(args.warmup_epochs * steps_per_epoch)) >= total:
+        raise A.ConfigError(f"--warmup_epochs {args.warmup_epochs:g} must be fewer than --epochs {args.epochs}: "
+                            f"lower --warmup_epochs (or set --warmup_steps) or raise --epochs")
+
+
 def fit(args: argparse.Namespace, info: D.DistInfo, model: nn.Module, objective: Callable, loader: DataLoader,
         sampler: Any = None, eval_fn: EvalFn | None = None, model_inputs=("encoder_mask", "decoder_mask"),
         skip_weight_decay: set[str] | None = None, best_metric: str | None = None, batch_transform: Callable[[dict], dict] | None = None) -> dict:
@@ -100,11 +118,13 @@ def fit(args: argparse.Namespace, info: D.DistInfo, model: nn.Module, objective:
             lr and last good checkpoint are named; that checkpoint is left intact).
         snappix.engine.loader_guard.DataLoaderError: a DataLoader worker died or hung (items named).
         snappix.engine.checkpoint.CheckpointError: a checkpoint could not be saved (previous one intact).
+        snappix.engine.args.ConfigError: no optimizer step per epoch, or a warmup as long as the run.
     """
     steps = len(loader) // args.acc_iters
     if steps < 1:
-        raise ValueError(f"an epoch has {len(loader)} batches, fewer than --acc_iters {args.acc_iters}: "
-                         f"lower --batch_size or --acc_iters, or add data")
+        raise A.ConfigError(f"an epoch has {len(loader)} batches, fewer than --acc_iters {args.acc_iters}: "
+                            f"lower --batch_size or --acc_iters, or add data")
+    check_warmup(args, steps)
     lrs = O.scaled_lrs(args.lr, args.min_lr, args.warmup_lr, args.batch_size, info.world_size, args.acc_iters,
                        args.num_sample, args.lr_scale_with_num_sample)
     lr_s, wd_s = S.build_schedules(lrs["lr"], lrs["min_lr"], lrs["warmup_lr"], args.weight_decay,

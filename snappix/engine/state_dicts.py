@@ -16,6 +16,8 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
+from snappix.errors import UserError
+
 from .distributed import unwrap_model
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,7 @@ __all__ = ["CheckpointError", "LoadReport", "ModelMismatchError", "describe_mism
            "loaded_share", "require_match"]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint could not be written or read (the message says which file and why)."""
 
 

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from snappix.errors import UserError
+
 from .generators import _grid, _rng
 
 __all__ = ["SALIENCY_MASK_TYPES", "SAVI_SEMANTICS", "MissingSaliencyError", "frame_saliency", "patch_saliency",
@@ -43,7 +45,7 @@ SAVI_SEMANTICS = ("per_group", "budget")
 _LUMA = (0.299, 0.587, 0.114)
 
 
-class MissingSaliencyError(RuntimeError):
+class MissingSaliencyError(UserError, RuntimeError):
     """A precomputed saliency file is missing or unreadable (not an ``OSError``: the dataset must not
     replace the video by a substitute; the run stops)."""
 

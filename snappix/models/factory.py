@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import timm
 import torch.nn as nn
 
-from snappix.models.registry import resolve_model_name
+from snappix.models.registry import require_model
 
 # run_finetuning.py --kcenter_* flag -> KCenterViT keyword
 KCENTER_FLAGS = {
@@ -30,7 +30,7 @@ def classifier_from_flags(flags: Mapping[str, Any], num_classes: int) -> nn.Modu
     take the flag defaults. Weights are freshly initialised.
 
     Raises:
-        KeyError: no ``model``; RuntimeError (timm): an unknown model name.
+        KeyError: no ``model``; snappix.errors.UnknownModelError: an unknown model name (close names listed).
     """
     kwargs: dict[str, Any] = dict(num_classes=num_classes, drop_path_rate=flags.get("drop_path") or 0.0,
                                   img_size=flags.get("input_size", 112), num_frames=flags.get("num_frames", 16),
@@ -40,4 +40,4 @@ def classifier_from_flags(flags: Mapping[str, Any], num_classes: int) -> nn.Modu
                       pattern_dir=flags.get("pattern_dir"))
     if flags["model"].startswith("kcenter_vit"):
         kwargs.update({kw: flags[flag] for flag, kw in KCENTER_FLAGS.items() if flag in flags})
-    return timm.create_model(resolve_model_name(flags["model"]), **kwargs)
+    return timm.create_model(require_model(flags["model"]), **kwargs)

@@ -28,9 +28,13 @@ inside a 128-wide decoder) are reproduced as in SnapPix.
 
 from __future__ import annotations
 
+import difflib
 import logging
 
+import timm
 from timm.models import register_model
+
+from snappix.errors import UnknownModelError
 
 from snappix.models.classifiers import CodedViTClassifier, VideoViTClassifier
 from snappix.models.cnn3d import C3D
@@ -167,6 +171,24 @@ def resolve_model_name(name: str) -> str:
     """``--model`` value -> registry name: SnapPix's ``vit_*`` video-ViT names map to ``video_vit_*``
     (:data:`SNAPPIX_MODEL_ALIASES`); everything else is returned unchanged."""
     return SNAPPIX_MODEL_ALIASES.get(name, name)
+
+
+def require_model(name: str | None) -> str:
+    """:func:`resolve_model_name` of a ``--model`` value that must be registered (ours or timm's).
+
+    Raises:
+        UnknownModelError: ``name`` is not registered; the message lists up to 5 close valid names
+            (``difflib``), the project's own models first.
+    """
+    resolved = resolve_model_name(name or "")
+    if name and timm.is_model(resolved):
+        return resolved
+    ours = sorted(set(__all__) | set(SNAPPIX_MODEL_ALIASES))
+    close = difflib.get_close_matches(name or "", ours, n=5, cutoff=0.5)
+    close += [m for m in difflib.get_close_matches(name or "", timm.list_models(), n=5, cutoff=0.7) if m not in close]
+    hint = f"close names: {', '.join(close[:5])}" if close else f"snappix models: {', '.join(ours[:8])}, ..."
+    raise UnknownModelError(f"--model {name!r} is not a registered model; {hint} (README: 'Finetuning and "
+                            "precise evaluation' lists them)")
 
 
 #: sensor options, meaningless for the models that see ordinary video (video_vit_*, c3d)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from snappix.errors import UserError
 from snappix.sensor.coded_exposure import as_pattern_tensor
 
 __all__ = ["ALLOWED_NUMPY_DTYPES", "PatternFileError", "load_pattern", "save_pattern", "plot_pattern_grid",
@@ -31,7 +32,7 @@ __all__ = ["ALLOWED_NUMPY_DTYPES", "PatternFileError", "load_pattern", "save_pat
 ALLOWED_NUMPY_DTYPES = (np.float32, np.float64, np.float16, np.uint8, np.int8, np.int32, np.int64, np.bool_)
 
 
-class PatternFileError(ValueError):
+class PatternFileError(UserError, ValueError):
     """A pattern file is missing, unsafe (forbidden pickle globals), or does not hold a binary pattern."""
 
 

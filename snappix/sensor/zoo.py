@@ -154,8 +154,8 @@ def build_sensor(coded_type: str, num_frames: int = 16, tile_size: int | Sequenc
         source = f"uniform random logits (seed {seed})"
     else:
         raise FileNotFoundError(
-            f"coded_type {coded_type!r} needs the pattern file {spec.file}: pass pattern_path (--pattern_path) "
-            f"or pattern_dir (--pattern_dir / ${PATTERN_DIR_ENV})")
+            f"--coded_type {coded_type} needs the pattern file {spec.file}: pass it with --pattern FILE, or the "
+            f"folder holding it with --pattern_dir DIR (or ${PATTERN_DIR_ENV})")
     if pattern is not None and (pattern.shape[1] != num_frames or tuple(pattern.shape[2:]) != tile):
         raise ValueError(f"pattern from {source} has shape {tuple(pattern.shape)}, which does not fit "
                          f"num_frames={num_frames}, tile_size={tile}")

@@ -32,12 +32,14 @@ import os
 import sys
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator
 
 from snappix.data.lists import FORMATS, ListEntry, ListFormatError, decode_line, parse_line, raw_lines, write_lines
 from snappix.data.video import VideoDecodeError, backend_available, open_video
+from snappix.errors import UserError
+from snappix.tools.worker_pool import worker_pool
 
 #: frames decoded per call in a deep check (bounds memory on long/high-resolution videos).
 DEEP_CHUNK = 64
@@ -233,7 +235,7 @@ def _ends_mid_line(path: str) -> bool:
 
 def _check_isolated(task: tuple) -> tuple[int, str, str]:
     """Check one row in its own worker process; a crash of that process marks the row bad."""
-    with ProcessPoolExecutor(1) as ex:
+    with worker_pool(1) as ex:
         try:
             return ex.submit(_check_task, task).result()
         except BrokenProcessPool:
@@ -252,7 +254,7 @@ def _run_checks(tasks: list[tuple], workers: int) -> Iterator[tuple[int, str, st
     pending = list(reversed(tasks))  # pop() from the end = list order
     while pending:
         suspects: list[tuple] = []
-        with ProcessPoolExecutor(min(workers, len(pending))) as ex:
+        with worker_pool(min(workers, len(pending))) as ex:
             inflight: dict = {}
             broken = False
             while (pending or inflight) and not suspects and not broken:
@@ -277,14 +279,18 @@ def _run_checks(tasks: list[tuple], workers: int) -> Iterator[tuple[int, str, st
             yield _check_isolated(task)
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the description's line breaks and shows every flag's default."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m snappix.tools.check_data", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=_Formatter)
     p.add_argument("--data_path", required=True, help="the list file to check")
     p.add_argument("--data_root", default="", help="prefix joined to every listed path")
-    p.add_argument("--format", default="cls", choices=sorted(FORMATS), help="list format (default cls)")
+    p.add_argument("--format", default="cls", choices=sorted(FORMATS), help="list format")
     p.add_argument("--workers", type=int, default=max(1, min(8, os.cpu_count() or 1)),
-                   help="worker processes (1 = in-process)")
+                   help="worker processes (1 = in-process); they exit when this process is killed")
     p.add_argument("--deep", action="store_true", help="decode every frame, not only the header")
     p.add_argument("--num_frames", type=int, default=16, help="frames per clip; fewer = 'short' warning")
     p.add_argument("--sampling_rate", type=int, default=4,
@@ -375,7 +381,7 @@ def main(argv=None) -> int:
     return 1 if counts["bad"] else 0
 
 
-class DataCheckError(RuntimeError):
+class DataCheckError(UserError, RuntimeError):
     """``--check_data`` found bad rows; the message names the list, the report files and the first rows."""
 
 

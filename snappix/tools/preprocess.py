@@ -56,11 +56,10 @@ failure and not converted), output-name collisions go to ``OUT/preprocess_duplic
 """
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -69,6 +68,9 @@ import cv2
 import numpy as np
 
 from snappix.data.preprocessing import output_size, preprocess_frame, srgb_to_linear_lut  # noqa: F401  (re-exported)
+from snappix.tools.gray_video_writer import CODECS, GrayVideoWriter, verify_output
+from snappix.tools.preprocess_report import (DUPLICATE_LOG, FAILED_LOG, PARTIAL_LOG, Summary,  # noqa: F401
+                                             failure_reason)
 from snappix.tools.source_frames import header_frame_count, is_partial
 
 __all__ = [
@@ -90,15 +92,9 @@ __all__ = [
     "find_videos",
     "plan_jobs",
     "preprocess_tree",
-    "build_parser",
     "main",
 ]
 
-CODECS = ("libx264", "mp4v")
-FAILED_LOG = "preprocess_failed.txt"
-PARTIAL_LOG = "preprocess_partial.txt"
-DUPLICATE_LOG = "preprocess_duplicate.txt"
-_AVCOL_RANGE_JPEG = 2  # AVColorRange: full range (0-255), as opposed to MPEG/limited (16-235)
 
 
 class VideoReadError(RuntimeError):
@@ -180,129 +176,6 @@ def read_frames(path: str | os.PathLike) -> tuple[Fraction, Iterator[np.ndarray]
             cap.release()
 
     return fps, frames()
-
-
-class GrayVideoWriter:
-    """Writes ``(h, w)`` uint8 grey frames to a video file at a fixed frame rate.
-
-    ``codec="libx264"`` (default): PyAV, H.264 lossless (``qp=0``), ``pix_fmt=gray``, full-range flag:
-    decoders (decord, PyAV, OpenCV) return the written values exactly. ``codec="mp4v"``: OpenCV
-    ``VideoWriter`` with fourcc ``mp4v``, ``isColor=False``, as SnapPix (lossy; OpenCV drops the last
-    row/column of odd sizes). The container follows the file suffix (``.mp4``). Use as a context manager; the frame
-    size is fixed by the constructor.
-
-    Args:
-        path: output file; its folder must exist.
-        fps: frames per second (> 0), a Fraction for exact NTSC rates.
-        height, width: frame size in pixels.
-        codec: one of :data:`CODECS`.
-        preset: x264 speed preset (``ultrafast`` ... ``veryslow``); lossless either way, slower presets
-            give slightly smaller files (``medium``: 1.29 MB, ``ultrafast``: 1.60 MB on demo.mp4).
-        threads: encoder threads for libx264, 0 = automatic.
-
-    Raises:
-        ValueError: unknown codec, non-positive size or fps.
-        RuntimeError: the encoder cannot be opened (mp4v), or a frame has the wrong shape/dtype.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        fps: Fraction | float,
-        height: int,
-        width: int,
-        codec: str = "libx264",
-        preset: str = "medium",
-        threads: int = 0,
-    ) -> None:
-        if codec not in CODECS:
-            raise ValueError(f"unknown codec {codec!r}; choose one of {CODECS}")
-        if height < 1 or width < 1:
-            raise ValueError(f"bad frame size {height}x{width}")
-        fps = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
-        if fps <= 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
-        self.path, self.codec, self.height, self.width, self.fps = Path(path), codec, height, width, fps
-        self.frames = 0
-        if codec == "mp4v":
-            self._cv = cv2.VideoWriter(
-                str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height), isColor=False
-            )
-            if not self._cv.isOpened():
-                raise RuntimeError(f"OpenCV cannot open an mp4v writer for {self.path}")
-        else:
-            import av
-
-            self._container = av.open(str(self.path), mode="w")
-            try:
-                stream = self._container.add_stream("libx264", rate=fps)
-                stream.width, stream.height, stream.pix_fmt = width, height, "gray"
-                stream.codec_context.color_range = _AVCOL_RANGE_JPEG
-                stream.codec_context.thread_count = threads
-                stream.options = {"qp": "0", "preset": preset}
-            except BaseException:
-                self._container.close()
-                raise
-            self._stream = stream
-
-    def write(self, gray: np.ndarray) -> None:
-        """Append one ``(height, width)`` uint8 frame (0-255)."""
-        if gray.dtype != np.uint8 or gray.shape != (self.height, self.width):
-            raise RuntimeError(
-                f"frame {self.frames}: expected uint8 {(self.height, self.width)}, got {gray.dtype} {gray.shape}"
-            )
-        if self.codec == "mp4v":
-            self._cv.write(gray)
-        else:
-            import av
-
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(gray), format="gray")
-            frame.color_range = _AVCOL_RANGE_JPEG
-            frame.pts = self.frames
-            frame.time_base = 1 / self.fps
-            for packet in self._stream.encode(frame):
-                self._container.mux(packet)
-        self.frames += 1
-
-    def close(self) -> None:
-        """Flush the encoder and close the file (idempotent)."""
-        if self.codec == "mp4v":
-            if self._cv is not None:
-                self._cv.release()
-                self._cv = None
-        elif self._container is not None:
-            try:
-                for packet in self._stream.encode(None):
-                    self._container.mux(packet)
-            finally:
-                self._container.close()
-                self._container = None
-
-    def __enter__(self) -> "GrayVideoWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def verify_output(path: str | os.PathLike) -> tuple[int, int, int]:
-    """Decode a written video with decord (the default training reader) and return ``(frames, h, w)``.
-
-    Raises:
-        RuntimeError: decord cannot open or decode the file (decord's own errors are wrapped).
-    """
-    import decord
-
-    try:
-        reader = decord.VideoReader(str(path))
-        n = len(reader)
-        first = reader[0].asnumpy()
-        last = reader[n - 1].asnumpy()
-    except Exception as exc:  # decord raises its own DECORDError
-        raise RuntimeError(f"decord cannot decode the output: {exc}") from exc
-    if first.shape != last.shape:
-        raise RuntimeError(f"decord: frame shapes differ ({first.shape} vs {last.shape})")
-    return n, first.shape[0], first.shape[1]
 
 
 def _part_path(dst: Path) -> Path:
@@ -459,34 +332,6 @@ def plan_jobs(
     return jobs, duplicates
 
 
-@dataclass
-class Summary:
-    """Outcome of :func:`preprocess_tree`; ``failed`` holds ``(src, reason)``, ``duplicates`` as in :func:`plan_jobs`."""
-
-    found: int = 0
-    converted: int = 0
-    skipped_existing: int = 0
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-    duplicates: list[tuple[Path, Path, Path]] = field(default_factory=list)
-    partial: list[tuple[Path, int, int]] = field(default_factory=list)  # (src, frames written, header count)
-
-    def lines(self, out_root: Path | None = None) -> list[str]:
-        """Human-readable summary lines."""
-        where = (lambda name: f"  (see {out_root / name})") if out_root is not None else (lambda name: "")
-        return [
-            f"videos found      {self.found}",
-            f"converted         {self.converted}",
-            f"skipped existing  {self.skipped_existing}",
-            f"failed            {len(self.failed)}" + (where(FAILED_LOG) if self.failed else ""),
-            f"partial           {len(self.partial)}" + (where(PARTIAL_LOG) if self.partial else ""),
-            f"duplicates        {len(self.duplicates)}" + (where(DUPLICATE_LOG) if self.duplicates else ""),
-        ]
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split()) or "unknown error"
-
-
 def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already
 
@@ -499,8 +344,7 @@ def _run_job(args: tuple) -> tuple[str, str, bool, str]:
         result = preprocess_video(src, dst, **kwargs)
         return src, dst, True, f"{result.frames}/{result.expected}" if result.expected else str(result.frames)
     except Exception as exc:  # noqa: BLE001 - logged per file, the run goes on
-        reason = str(exc) if isinstance(exc, VideoReadError) else f"{type(exc).__name__}: {exc}"
-        return src, dst, False, _one_line(reason)
+        return src, dst, False, failure_reason(src, exc, VideoReadError)
 
 
 def preprocess_tree(
@@ -608,64 +452,8 @@ def preprocess_tree(
     return summary
 
 
-# ----------------------------------------------------------------------------------------------
-# CLI
-# ----------------------------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Argument parser of ``preprocess_data.py`` (SnapPix's flags plus ours)."""
-    p = argparse.ArgumentParser(
-        prog="preprocess_data.py",
-        description="SnapPix preprocessing: each video -> linear-intensity grey .mp4 with short side 112 "
-        "(sRGB->linear LUT, bilinear resize, BGR2GRAY; SnapPix DAC'25).",
-    )
-    p.add_argument("input", metavar="IN", help="input folder, walked recursively")
-    p.add_argument("output", metavar="OUT", help="output folder (created)")
-    p.add_argument("--input_format", default=".mp4",
-                   help="suffix(es) of the input videos, e.g. .webm or .mp4,.avi (default .mp4)")
-    p.add_argument("--short_side", type=int, default=112, help="output short side in pixels (default 112)")
-    p.add_argument("--cores", type=int, default=min(8, os.cpu_count() or 1),
-                   help="worker processes (default min(8, cpu count))")
-    p.add_argument("--codec", choices=CODECS, default="libx264",
-                   help="libx264: lossless H.264 grey, exact (default); mp4v: SnapPix's lossy OpenCV codec")
-    p.add_argument("--preset", default="medium", help="x264 preset, speed vs file size; lossless either way")
-    p.add_argument("--flat", action="store_true", help="write OUT/<stem>.mp4 (SnapPix layout); collisions are skipped")
-    p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
-    p.add_argument("--verify", action="store_true", help="decode every output with decord before accepting it")
-    p.add_argument("--strict", action="store_true",
-                   help="exit with status 1 if any video failed or none was found; a video that decodes to fewer "
-                        "frames than its header says is then a failure (not converted) instead of a partial output")
-    p.add_argument("--no_progress", action="store_true", help="no progress bar")
-    return p
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; returns the exit status (0, or 1 with ``--strict`` after failures; 2 for bad usage)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    in_root, out_root = Path(args.input), Path(args.output)
-    if not in_root.exists():
-        parser.error(f"input folder does not exist: {in_root}")
-    if not in_root.is_dir():
-        parser.error(f"input must be a folder: {in_root}")
-    try:
-        formats = parse_formats(args.input_format)
-    except ValueError as exc:
-        parser.error(str(exc))
-    if args.short_side < 1 or args.cores < 1:
-        parser.error("--short_side and --cores must be >= 1")
+    """The CLI of ``preprocess_data.py``: see :func:`snappix.tools.preprocess_cli.main`."""
+    from snappix.tools.preprocess_cli import main as cli_main
 
-    summary = preprocess_tree(
-        in_root, out_root, formats, short_side=args.short_side, flat=args.flat, codec=args.codec,
-        preset=args.preset, cores=args.cores, overwrite=args.overwrite, verify=args.verify,
-        progress=not args.no_progress, allow_partial=not args.strict,
-    )
-    print(f"preprocess {in_root} -> {out_root} ({', '.join(formats)}, codec {args.codec}):")
-    for line in summary.lines(out_root):
-        print("  " + line)
-    if summary.found == 0:
-        print(f"warning: no {'/'.join(formats)} files under {in_root}", file=sys.stderr)
-    if args.strict and (summary.failed or summary.found == 0):
-        return 1
-    return 0
+    return cli_main(argv)

@@ -8,7 +8,7 @@ Every test here carries one category marker (registered in pyproject.toml):
 
 At the end of a run that collected this folder, one line counts the reliability tests that ran::
 
-    reliability: 27 bad inputs, 11 faults, 12 safety checks, 0 lost (run: -m 'not slow')
+    reliability: 39 bad inputs, 12 faults, 12 safety checks, 0 lost (run: -m 'not slow')
 
 "lost" counts failed or erroring reliability tests; a slow run (``-m slow``) prints its own line.
 """
