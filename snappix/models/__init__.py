@@ -16,6 +16,7 @@
 """
 
 from snappix.models import registry  # noqa: F401  (registers the timm entry points)
+from snappix.models import videomamba  # noqa: F401  (registers videomamba_{tiny,small,middle})
 from snappix.models.layers import ATTN_IMPLS, Attention, Block, init_weights, set_attn_impl
 from snappix.models.mae import MAEDecoder, PretrainCodedMAE, PretrainVideoMAE
 from snappix.models.patch_embed import PatchEmbed3d, token_grid

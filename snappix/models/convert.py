@@ -9,7 +9,9 @@ One converter for every source (SnapPix DAC'25 §5.1 "loading the pretrained che
    and ``backbone.`` are stripped, repeatedly (``module.encoder.x`` -> ``x``), unless the target model
    itself has parameters under that prefix.
 3. **Model-specific names**: a model with ``remap_state_dict(state)`` renames its own foreign layouts
-   (SnapPix C3D / C2DPt layer names -> :class:`~snappix.models.cnn3d.C3D` / :class:`~snappix.models.svc2d.SVC2D`).
+   (SnapPix C3D / C2DPt layer names -> :class:`~snappix.models.cnn3d.C3D` / :class:`~snappix.models.svc2d.SVC2D`;
+   VideoMamba's released checkpoints, :mod:`~snappix.models.convert_videomamba`). A hook with a ``report``
+   keyword also gets the report, to note what it resampled.
 4. **Generic renames** (VideoMAE / SnapPix / timm -> ours, only where the names differ):
 
    =====================================================  ===========================================
@@ -47,6 +49,7 @@ the safe loader refuses: pass ``trusted=True`` for files you trust (the error sa
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from dataclasses import dataclass, field
@@ -205,7 +208,8 @@ def convert_state_dict(model: nn.Module, state: Mapping[str, Any], *, model_keys
     remap = getattr(module, "remap_state_dict", None)
     if callable(remap):
         before = set(out)
-        out = dict(remap(out))
+        takes_report = "report" in inspect.signature(remap).parameters  # VideoMamba notes its resampling
+        out = dict(remap(out, report=report) if takes_report else remap(out))
         report.renamed.extend((k, "(model remap)") for k in sorted(before - set(out)))
 
     converted: dict[str, torch.Tensor] = {}
