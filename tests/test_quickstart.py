@@ -15,9 +15,11 @@ from snappix.tools.results_table import format_table, read_timings, RunRow
 ROWS = ("coded ViT (SnapPix)", "short exposure (1 frame)", "long exposure (mean of 16)", "video ViT (16 frames)")
 
 
-def run_quickstart(out, *extra, timeout=900):
+def run_quickstart(out, *extra, cwd=REPO, timeout=900):
+    """Run the quickstart from ``cwd``; ``out`` and ``--data`` may be relative to it."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    return subprocess.run(["bash", "scripts/quickstart.sh", "--fast", "--out", str(out), *extra], cwd=REPO,
+    script = os.path.join(REPO, "scripts", "quickstart.sh")
+    return subprocess.run(["bash", script, "--fast", "--out", str(out), *extra], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -29,10 +31,10 @@ def check_outputs(out, proc):
     for r in rows:
         cells = [c.strip() for c in r.split("|")[1:-1]]
         assert cells[3] != "n/a" and 0.0 <= float(cells[3].split()[0]) <= 100.0  # a measured top-1
-        assert int(cells[5]) == 196  # tokens per clip (coded: 14 x 14; video: 4 x 7 x 7)
+        assert int(cells[5]) == 64  # tokens per clip at 64 px (coded: 8 x 8 patches of 8; video: 4 x 4 x 4)
         assert float(cells[6]) > 0  # GFLOPs measured
     pixels = {r.split("|")[1].strip(): int(r.split("|")[8].split()[0].replace(",", "")) for r in rows}
-    assert pixels["video ViT (16 frames)"] == 16 * pixels["coded ViT (SnapPix)"] == 16 * 112 * 112
+    assert pixels["video ViT (16 frames)"] == 16 * pixels["coded ViT (SnapPix)"] == 16 * 64 * 64
     assert "Quickstart results" in proc.stdout  # the table is printed
     for name in ("coded_example.png", "timings.tsv", "decorrelation/pattern_refined.png",
                  "ft_coded/test/multiview_summary.json", "ft_video/checkpoint-best.pth"):
@@ -44,7 +46,7 @@ def check_outputs(out, proc):
 def test_quickstart_synthetic_tiny(tmp_path):
     """Every stage runs on the embedded dataset (2 finetuning epochs, 32 clips) and the table is complete."""
     out = tmp_path / "qs out"  # a space in the path on purpose
-    check_outputs(out, run_quickstart(out))
+    check_outputs(out, run_quickstart("qs out", cwd=tmp_path))  # --out relative to where the user stands
 
 
 @pytest.mark.slow
@@ -54,10 +56,17 @@ def test_quickstart_real_videos_tiny(tmp_path):
     if videos is None:
         pytest.skip(SKIP_NO_VIDEOS)
     out = tmp_path / "qs_data"
-    proc = run_quickstart(out, "--data", str(videos))
+    os.symlink(videos, tmp_path / "vids")
+    proc = run_quickstart("qs_data", "--data", "vids", cwd=tmp_path)  # both relative to the user's folder
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "results.md").is_file()
     assert len(read_list(out / "data" / "train.csv", "cls", str(out / "data"))) >= 2
+
+
+def test_quickstart_names_a_missing_data_folder_from_the_users_folder(tmp_path):
+    proc = run_quickstart("o", "--data", "no_such_dir", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert f"--data {tmp_path}/no_such_dir is not a folder" in proc.stderr
 
 
 def test_quickstart_lists_class_folders(tmp_path):
