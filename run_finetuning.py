@@ -99,12 +99,6 @@ def build_parser():
                    help="after training, run the multi-view test of checkpoint-best.pth")
     A.add_bool_arg(g, "--dist_eval", default=True, negative="--no_dist_eval",
                    help="shard evaluation across ranks (else every rank evaluates everything)")
-    g.add_argument("--video_backend", default=None, choices=["decord", "pyav", "torchcodec"],
-                   help="video decoder (None: decord when installed, else pyav; pyav is the fallback)")
-    g.add_argument("--max_bad_fraction", type=float, default=0.01,
-                   help="stop when at least 2 distinct videos failed to decode and they are more than this share "
-                        "of the distinct videos tried so far, counted over all DataLoader workers (at each failure) "
-                        "and all ranks (at each epoch end); failures go to bad_videos.txt")
     g.add_argument("--test_unreadable", default="skip", choices=["skip", "wrong"],
                    help="an unreadable test video (named in the summary and test/unreadable_videos.csv) is left "
                         "out of the multi-view scores (skip) or counted as a wrong prediction (wrong)")

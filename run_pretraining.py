@@ -84,12 +84,6 @@ def build_parser():
                    help="per-tubelet normalised targets (VideoMAE); --normlize_target is SnapPix's spelling")
     g.add_argument("--ssv2_sampling_rate", type=int, default=None,
                    help="sampling rate for SSV2 paths (SnapPix: 2); unset = --sampling_rate for every path")
-    g.add_argument("--video_backend", default=None, choices=["decord", "pyav", "torchcodec"],
-                   help="video decoder (None: decord when installed, else pyav; pyav is the fallback)")
-    g.add_argument("--max_bad_fraction", type=float, default=0.01,
-                   help="stop when at least 2 distinct videos failed to decode and they are more than this share "
-                        "of the distinct videos tried so far, counted over all DataLoader workers (at each failure) "
-                        "and all ranks (at each epoch end); failures go to bad_videos.txt")
     g.add_argument("--save_recon", type=int, default=0,
                    help="write PNG grids (frames, coded image, reconstruction) of N validation clips per eval")
     return parser

@@ -29,11 +29,14 @@ def videos_dir() -> Path:
     return path
 
 
-def write_lossless_video(path: Path, frames: np.ndarray, fps: int = 25) -> None:
-    """Write uint8 RGB frames (T, H, W, 3) as lossless H.264 RGB (libx264rgb, qp 0) with PyAV."""
+def write_lossless_video(path: Path, frames: np.ndarray, fps: int = 25, faststart: bool = False) -> None:
+    """Write uint8 RGB frames (T, H, W, 3) as lossless H.264 RGB (libx264rgb, qp 0) with PyAV.
+
+    ``faststart`` puts the index (with the frame count) at the front, so a truncated copy still opens.
+    """
     import av
 
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as out:
         stream = out.add_stream("libx264rgb", rate=Fraction(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "rgb24"

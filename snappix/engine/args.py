@@ -98,6 +98,12 @@ def add_data_args(parser: argparse.ArgumentParser, **defaults):
     """Data and loader flags: list file, root, clip geometry, batch, workers, loader timeout, data check."""
     g = parser.add_argument_group("data")
     g.add_argument("--data_path", default=None, help="list file (VideoMAE/SnapPix format)")
+    g.add_argument("--video_backend", default=None, choices=["decord", "pyav", "torchcodec"],
+                   help="video decoder (None: decord when installed, else pyav; pyav is the fallback)")
+    g.add_argument("--max_bad_fraction", type=float, default=0.01,
+                   help="stop when at least 2 distinct videos failed to decode and they are more than this share "
+                        "of the distinct videos tried so far, counted over all DataLoader workers (at each failure) "
+                        "and all ranks (at each epoch end); failures go to bad_videos.txt")
     g.add_argument("--data_root", default="", help="prefix joined to the paths of the list")
     add_bool_arg(g, "--allow_outside_root", default=False,
                  help="accept list rows whose path is absolute or leads out of --data_root with '..' (refused by "

@@ -7,12 +7,12 @@ converted, listed in ``preprocess_failed.txt`` (``truncated: ...``), exit status
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import write_lossless_video
 from snappix.tools.preprocess import main
 
 pytestmark = pytest.mark.bad_input
@@ -20,18 +20,8 @@ pytestmark = pytest.mark.bad_input
 
 def _write_faststart(path: Path, num_frames: int) -> None:
     """Lossless H.264 with its index (frame count) at the front, so a truncated copy still opens."""
-    import av
-
     frames = np.random.default_rng(0).integers(0, 256, (num_frames, 48, 64, 3), dtype=np.uint8)
-    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
-        stream = out.add_stream("libx264rgb", rate=Fraction(25))
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb24"
-        stream.options = {"qp": "0", "preset": "ultrafast", "g": "8"}
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    write_lossless_video(path, frames, faststart=True)
 
 
 @pytest.fixture
