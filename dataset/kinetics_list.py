@@ -1,6 +1,6 @@
-"""Build a Kinetics (400/600/700) ``path label`` list from an official annotation CSV.
+"""Build a Kinetics (400/600/700) ``path label`` list from an annotation CSV (official or ``path,label``).
 
-The annotation CSV (``train.csv`` / ``validate.csv`` of the Kinetics release) has the header
+The official annotation CSV (``train.csv`` / ``validate.csv`` of the Kinetics release) has the header
 ``label,youtube_id,time_start,time_end,split[,is_cc]``. A row's video is looked up in
 ``--video_dir`` (searched recursively, so both a flat ``preprocess_data.py`` output and
 ``<class>/`` sub-folders work) under either name:
@@ -16,12 +16,21 @@ unique class names of the CSV, written to ``classes.txt`` next to ``--out``, or 
 numbers (0-based) of ``--classes classes.txt`` (one class name per line). Build the train list
 first and pass its ``classes.txt`` to the val list so both share one label map.
 
+The field's ``path,label`` CSV (header ``path,label``, rows ``some/dir/video.mp4,label``, as many
+Kinetics downloads and other codebases ship) is converted too: a row's path is taken relative to
+``--video_dir`` (an absolute path must lie below it); when no file is there, the video is looked up
+by its file name (or ``<stem><ext>``, the name ``preprocess_data.py`` gives) below ``--video_dir``.
+Labels that are all whole numbers are kept as the class indices (checked against ``--classes`` when
+given); class names become indices as above (sorted names -> ``classes.txt``, or ``--classes``).
+
 Usage examples::
 
     python dataset/kinetics_list.py --csv kinetics400/train.csv \\
         --video_dir /data/mmdataset/k400 --out lists/K400/train.csv
     python dataset/kinetics_list.py --csv kinetics400/validate.csv \\
         --video_dir /data/mmdataset/k400 --out lists/K400/val.csv --classes lists/K400/classes.txt
+    python dataset/kinetics_list.py --csv k400/train.csv \\
+        --video_dir /data/k400 --out lists/K400/train.csv            # a 'path,label' CSV
 """
 
 from __future__ import annotations
@@ -34,10 +43,11 @@ import sys
 if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (USER_ERRORS, InputError, ListFormatError, fail, join_rel,  # noqa: E402
-                     require_dir, require_file, write_list, write_text_lines)
+from _common import (USER_ERRORS, InputError, ListFormatError, basename, fail, join_rel,  # noqa: E402
+                     require_dir, require_file, stem, write_list, write_text_lines)
 
 REQUIRED_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+PATH_LABEL_COLUMNS = ("path", "label")
 
 
 def read_classes(path: str) -> list[str]:
@@ -69,7 +79,8 @@ def _seconds(raw: str, what: str, where: str) -> int:
 
 
 def read_annotations(path: str) -> list[dict]:
-    """Annotation CSV -> ``[{'label', 'youtube_id', 'start', 'end', 'where'}, ...]``."""
+    """Annotation CSV -> ``[{'label', 'youtube_id', 'start', 'end', 'where'}, ...]`` (official CSV) or
+    ``[{'label', 'path', 'where'}, ...]`` (a ``path,label`` CSV: a header naming ``path`` and ``label``)."""
     require_file(path, "annotation CSV")
     rows = []
     with open(path, "r", encoding="utf-8-sig", newline="") as f:
@@ -82,18 +93,28 @@ def read_annotations(path: str) -> list[dict]:
             fields = [x.strip() for x in fields]
             if header is None:
                 header = fields
+                if "youtube_id" not in header and all(c in header for c in PATH_LABEL_COLUMNS):
+                    col = {c: header.index(c) for c in PATH_LABEL_COLUMNS}
+                    continue
                 missing = [c for c in REQUIRED_COLUMNS if c not in header]
                 if missing:
                     hint = " (a test split without labels cannot make a labeled list)" \
                         if missing == ["label"] else ""
                     raise ListFormatError(
                         f"{where}: header must name the columns {','.join(REQUIRED_COLUMNS)}"
-                        f"[,split,is_cc]; missing {missing}{hint}; got {','.join(header)!r}")
+                        f"[,split,is_cc] (official CSV) or {','.join(PATH_LABEL_COLUMNS)}; missing {missing}"
+                        f"{hint}; got {','.join(header)!r}")
                 col = {c: header.index(c) for c in REQUIRED_COLUMNS}
                 continue
             if len(fields) != len(header):
                 raise ListFormatError(f"{where}: expected {len(header)} comma-separated fields "
                                       f"({','.join(header)}), got {len(fields)}: {','.join(fields)!r}")
+            if "path" in col:
+                label, video = fields[col["label"]], fields[col["path"]]
+                if not label or not video:
+                    raise ListFormatError(f"{where}: empty path or label in {','.join(fields)!r}")
+                rows.append({"label": label, "path": video, "where": where})
+                continue
             label, yid = fields[col["label"]], fields[col["youtube_id"]]
             if not label or not yid or any(c.isspace() for c in yid) or "/" in yid:
                 raise ListFormatError(f"{where}: empty label or bad youtube_id in {','.join(fields)!r}")
@@ -103,8 +124,25 @@ def read_annotations(path: str) -> list[dict]:
                          "where": where})
     if header is None:
         raise ListFormatError(f"{path}: empty file (expected a header line "
-                              f"{','.join(REQUIRED_COLUMNS)},split)")
+                              f"{','.join(REQUIRED_COLUMNS)},split or {','.join(PATH_LABEL_COLUMNS)})")
     return rows
+
+
+def labels_are_indices(annotations: list[dict]) -> bool:
+    """True when every label is a whole number (a ``path,label`` CSV with class indices)."""
+    return bool(annotations) and all(a["label"].isdigit() for a in annotations)
+
+
+def path_under(raw: str, video_dir: str) -> str | None:
+    """A ``path,label`` row's path as a POSIX path relative to ``video_dir`` when it names a file there
+    (relative paths are taken from ``video_dir``; absolute ones must lie below it), else None."""
+    video_dir = os.path.abspath(video_dir)
+    p = raw.replace("\\", "/")
+    full = os.path.normpath(p if os.path.isabs(p) else os.path.join(video_dir, p))
+    rel = os.path.relpath(full, video_dir)
+    if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep) or not os.path.isfile(full):
+        return None
+    return rel.replace(os.sep, "/")
 
 
 def index_videos(video_dir: str, ext: str) -> tuple[dict[str, str], int]:
@@ -132,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog=__doc__[__doc__.index("Usage examples"):],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--csv", required=True, metavar="ANNOT.csv", help="Kinetics annotation CSV")
+    p.add_argument("--csv", required=True, metavar="ANNOT.csv",
+                   help="Kinetics annotation CSV: the official one or a 'path,label' CSV")
     p.add_argument("--video_dir", required=True, help="folder of the (processed) videos")
     p.add_argument("--out", required=True, metavar="LIST", help="list file to write ('path label')")
     p.add_argument("--prefix", default="",
@@ -141,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ext", default=".mp4", help="extension of the videos (default: %(default)s)")
     p.add_argument("--classes", metavar="classes.txt",
                    help="class names, one per line, in label order (default: sorted names of the "
-                        "CSV, written to classes.txt next to --out)")
+                        "CSV, written to classes.txt next to --out; whole-number labels of a "
+                        "'path,label' CSV are kept as the indices)")
     return p
 
 
@@ -153,8 +193,11 @@ def main(argv=None) -> int:
     try:
         require_dir(args.video_dir, "--video_dir")
         annotations = read_annotations(args.csv)
+        by_index = labels_are_indices(annotations)
         if args.classes:
             classes = read_classes(args.classes)
+        elif by_index:
+            classes = []  # the CSV's labels are the indices already: no names to write
         else:
             classes = sorted({a["label"] for a in annotations})
             classes_out = os.path.join(os.path.dirname(os.path.abspath(args.out)), "classes.txt")
@@ -164,12 +207,42 @@ def main(argv=None) -> int:
                     f"--classes {classes_out} to reuse it, or delete it")
         label_of = {c: i for i, c in enumerate(classes)}
 
-        index, repeated = index_videos(args.video_dir, ext)
+        index, repeated = None, 0
         rows, missing, seen, duplicates = [], [], {}, 0
-        named_by_id = 0
+        named_by_id = found_by_name = 0
         for a in annotations:
-            if a["label"] not in label_of:
+            if by_index:
+                label = int(a["label"])
+                if args.classes and label >= len(classes):
+                    raise ListFormatError(f"{a['where']}: label {label} is out of range for the "
+                                          f"{len(classes)} classes of {args.classes}")
+            elif a["label"] not in label_of:
                 raise ListFormatError(f"{a['where']}: class {a['label']!r} is not in {args.classes}")
+            else:
+                label = label_of[a["label"]]
+            if "path" in a:  # a 'path,label' CSV
+                found = path_under(a["path"], args.video_dir)
+                if found is None:
+                    if index is None:
+                        index, repeated = index_videos(args.video_dir, ext)
+                    name = basename(a["path"])
+                    found = index.get(name) or index.get(stem(name) + ext)
+                    found_by_name += found is not None
+                if found is None:
+                    missing.append(f"{a['path']}\t{a['label']}\t{a['where']}")
+                    continue
+                rel = join_rel(args.prefix, found)
+                if rel in seen:
+                    if seen[rel][1] != label:
+                        raise ListFormatError(f"{a['where']}: {a['path']!r} has label {a['label']!r}, but "
+                                              f"{seen[rel][0]} gave its video {rel!r} another label")
+                    duplicates += 1
+                    continue
+                seen[rel] = (a["where"], label)
+                rows.append((rel, label))
+                continue
+            if index is None:
+                index, repeated = index_videos(args.video_dir, ext)
             full = f"{a['youtube_id']}_{a['start']:06d}_{a['end']:06d}{ext}"
             short = f"{a['youtube_id']}{ext}"
             found = index.get(full)
@@ -182,8 +255,8 @@ def main(argv=None) -> int:
             if rel in seen:
                 duplicates += 1
                 continue
-            seen[rel] = a["where"]
-            rows.append((rel, label_of[a["label"]]))
+            seen[rel] = (a["where"], label)
+            rows.append((rel, label))
         n = write_list(args.out, rows, "cls")
         write_text_lines(missing_path, missing)
         if classes_out:
@@ -191,8 +264,14 @@ def main(argv=None) -> int:
     except USER_ERRORS as e:
         return fail(str(e))
 
-    print(f"{args.csv}: {len(annotations)} annotated clips, {len(classes)} classes")
-    print(f"  wrote {n} rows to {args.out} ({named_by_id} found as <youtube_id>{ext})")
+    if by_index and not args.classes:
+        print(f"{args.csv}: {len(annotations)} annotated clips, labels given as class indices")
+    else:
+        print(f"{args.csv}: {len(annotations)} annotated clips, {len(classes)} classes")
+    if annotations and "path" in annotations[0]:
+        print(f"  wrote {n} rows to {args.out} ({found_by_name} found by file name below {args.video_dir})")
+    else:
+        print(f"  wrote {n} rows to {args.out} ({named_by_id} found as <youtube_id>{ext})")
     print(f"  {len(missing)} missing videos -> {missing_path}")
     if duplicates:
         print(f"  {duplicates} repeated clips skipped")

@@ -448,6 +448,65 @@ def test_kinetics_list_malformed(tmp_path, capsys):
     assert f"{ann}:2" in err and "abseiling" in err
 
 
+def test_kinetics_path_label_csv_round_trip(tmp_path, capsys):
+    """The field's 'path,label' CSV, refused by the list reader with a pointer to the converter, converts
+    into a list that reads with the printed --data_root and passes check_data."""
+    from conftest import synthetic_frames, write_lossless_video
+    from snappix.data.lists import ListFormatError
+    from snappix.tools import check_data
+
+    videos = tmp_path / "data" / "k400"
+    for i, rel in enumerate(["train/abseiling/a1.mp4", "train/air drumming/b 2.mp4", "c3.mp4", "d4.mp4"]):
+        (videos / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_lossless_video(videos / rel, synthetic_frames(20, height=32, width=32, seed=i))
+    (tmp_path / "outside.mp4").write_bytes(b"")
+    csv_text = ("path,label\n"
+                "train/abseiling/a1.mp4,abseiling\n"
+                "train/air drumming/b 2.mp4,air drumming\n"
+                "elsewhere/zumba/c3.avi,zumba\n"          # preprocessed flat: found as c3.mp4 by name
+                f"{videos / 'd4.mp4'},abseiling\n"         # absolute, below --video_dir
+                "train/abseiling/a1.mp4,abseiling\n"       # repeated row
+                "../../outside.mp4,zumba\n"               # leaves --video_dir: not listed as written
+                "gone/missing.mp4,zumba\n")
+    ann = write(tmp_path / "k400_train.csv", csv_text, crlf=True)
+    with pytest.raises(ListFormatError) as err:
+        read_list(ann, "cls")
+    assert str(err.value).startswith(f"{ann}:1:") and "python dataset/kinetics_list.py --csv" in str(err.value)
+
+    out = tmp_path / "lists" / "train.txt"
+    assert kinetics.main(["--csv", str(ann), "--video_dir", str(videos), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert lines_of(out) == ["train/abseiling/a1.mp4 0", "train/air drumming/b 2.mp4 1", "c3.mp4 2", "d4.mp4 0"]
+    assert lines_of(tmp_path / "lists" / "classes.txt") == ["abseiling", "air drumming", "zumba"]
+    assert [line.split("\t")[0] for line in lines_of(Path(f"{out}.missing.txt"))] == [
+        "../../outside.mp4", "gone/missing.mp4"]
+    assert "wrote 4 rows" in printed and "2 missing" in printed and "1 repeated" in printed, printed
+    root = printed.split("--data_root ")[1].split()[0]
+    assert root == str(videos)
+    entries = read_list(out, "cls", root)
+    assert [(e.rel_path, e.label) for e in entries] == [
+        ("train/abseiling/a1.mp4", 0), ("train/air drumming/b 2.mp4", 1), ("c3.mp4", 2), ("d4.mp4", 0)]
+    assert all(os.path.isfile(e.path) for e in entries)
+    assert check_data.main(["--data_path", str(out), "--data_root", root, "--workers", "1", "--no_progress",
+                            "--out", str(tmp_path / "doctor" / "train")]) == 0
+
+    # whole-number labels are the indices (checked against --classes); a path gets one label only
+    idx = write(tmp_path / "idx.csv", "path,label\nc3.mp4,2\ntrain/abseiling/a1.mp4,0\n")
+    out_idx = tmp_path / "lists" / "idx.txt"
+    assert kinetics.main(["--csv", str(idx), "--video_dir", str(videos), "--out", str(out_idx),
+                          "--classes", str(tmp_path / "lists" / "classes.txt")]) == 0
+    assert lines_of(out_idx) == ["c3.mp4 2", "train/abseiling/a1.mp4 0"]
+    bad = write(tmp_path / "bad.csv", "path,label\nc3.mp4,3\n")
+    assert kinetics.main(["--csv", str(bad), "--video_dir", str(videos), "--out", str(out_idx),
+                          "--classes", str(tmp_path / "lists" / "classes.txt")]) == 2
+    assert f"{bad}:2" in capsys.readouterr().err
+    conflict = write(tmp_path / "conflict.csv", "path,label\nc3.mp4,zumba\nc3.mp4,abseiling\n")
+    assert kinetics.main(["--csv", str(conflict), "--video_dir", str(videos), "--out", str(out_idx),
+                          "--classes", str(tmp_path / "lists" / "classes.txt")]) == 2
+    err = capsys.readouterr().err
+    assert f"{conflict}:3" in err and f"{conflict}:2" in err, err
+
+
 # ------------------------------------------------------------------------------------------ CLIs
 
 

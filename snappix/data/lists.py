@@ -81,9 +81,9 @@ def _csv_hint(text: str) -> str:
     if "," not in text:
         return ""
     return ("; this looks like a CSV (commas, maybe a header): lists are whitespace-separated rows without a "
-            "header. Convert a Kinetics annotation CSV with python dataset/kinetics_list.py --csv FILE --video_dir "
-            "DIR --out LIST and pass --data_root DIR; a 'path,label' CSV: drop its header and write "
-            "'path label' rows (e.g. tail -n +2 FILE | tr , ' ' > LIST)")
+            "header. Convert it (a 'path,label' CSV or an official Kinetics annotation CSV) with python "
+            "dataset/kinetics_list.py --csv FILE --video_dir VIDEO_DIR --out LIST, then pass the --data_root it "
+            "prints (VIDEO_DIR)")
 
 
 def parse_line(line: str, fmt: str, data_root: str = "", source: str = "<list>", line_no: int = 0

@@ -147,7 +147,8 @@ def test_kinetics_csv_fails_at_line_one_pointing_to_the_converter(tmp_path):
     with pytest.raises(ListFormatError) as err:
         read_list(tmp_path / "k.csv", "cls")
     msg = str(err.value)
-    assert msg.startswith(f"{tmp_path / 'k.csv'}:1:") and "dataset/kinetics_list.py" in msg, msg
+    assert msg.startswith(f"{tmp_path / 'k.csv'}:1:") and "dataset/kinetics_list.py --csv" in msg, msg
+    assert "'path,label' CSV" in msg and "--data_root" in msg and "tr , " not in msg, msg  # the converter, no one-liner
 
 
 def test_raw_colour_video_read_as_grey_is_warned_once(tmp_path, caplog):
