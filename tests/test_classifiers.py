@@ -395,5 +395,5 @@ def test_default_decor_fix_pattern_from_pattern_dir():
     pattern = model.sensor.get_pattern()
     assert pattern.shape == (1, 16, 8, 8) and int(pattern.sum()) == 116  # pattern_4 (spec §2.3), frozen
     assert not model.sensor.logits.requires_grad
-    with pytest.raises(FileNotFoundError):  # decor_fix has no random fallback
-        timm.create_model("coded_vit_super_tiny_patch8_112", img_size=32, depth=1)
+    shipped = timm.create_model("coded_vit_super_tiny_patch8_112", img_size=32, depth=1)  # no folder: shipped pattern_4
+    assert torch.equal(shipped.sensor.get_pattern(), pattern) and not shipped.sensor.logits.requires_grad

@@ -177,11 +177,11 @@ def test_zoo_unknown_name_lists_valid_names():
         assert name in message and name in CODED_TYPES
 
 
-def test_zoo_decor_needs_a_file(tmp_path, monkeypatch):
+def test_zoo_decor_without_a_file_uses_the_shipped_pattern(tmp_path, monkeypatch):
     monkeypatch.delenv("SNAPPIX_PATTERN_DIR", raising=False)
-    with pytest.raises(FileNotFoundError, match="pattern_4.pth"):
-        build_sensor("decor_fix")
-    with pytest.raises(FileNotFoundError, match="pattern_4.pth"):
+    fix = build_sensor("decor_fix")  # no --pattern / --pattern_dir: SnapPix's pattern_4 shipped with the package
+    assert "pattern_4" in fix.source and int(fix.get_pattern().sum()) == 116
+    with pytest.raises(FileNotFoundError, match="pattern_4.pth"):  # an explicit folder must hold the file
         build_sensor("decor_fix", pattern_dir=tmp_path)
     sparse = build_sensor("sparse", seed=1)  # random fallback without a folder
     assert torch.all(sparse.get_pattern().sum(dim=1) == 1)

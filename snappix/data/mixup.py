@@ -1,4 +1,4 @@
-"""Mixup / CutMix for video clips, applied to the raw clip before the sensor (SnapPix spec §5.3).
+"""Mixup / CutMix for video clips, applied to the raw clip before the sensor (SnapPix; ``docs/methods/snappix.md`` §5).
 
 SnapPix finetunes with timm's ``Mixup`` (mixup alpha 0.8, CutMix alpha 1.0, prob 1.0, switch prob 0.5,
 mode ``"batch"``, label smoothing 0.1) on the **raw** video, before the coded-exposure layer. The clip

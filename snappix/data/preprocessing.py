@@ -1,4 +1,4 @@
-"""SnapPix per-frame preprocessing (DAC'25, spec §7.1): sRGB -> linear LUT, short-side resize, grey.
+"""SnapPix per-frame preprocessing (DAC'25; docs/methods/snappix.md §7): sRGB -> linear LUT, short-side resize, grey.
 
 Pure functions on decoded frames, used by ``preprocess_data.py`` (:mod:`snappix.tools.preprocess`) and by
 the decorrelation protocol, which preprocesses the real clips in memory.

@@ -3,7 +3,7 @@
 Every sampler is a pure function of ``(video_len, parameters, rng)`` returning an ``np.int64``
 array of frame indices in ``[0, video_len)`` (0-based). ``rng`` is a ``np.random.Generator``;
 deterministic modes ignore it. Conventions follow VideoMAE / VideoMAEv2 / SnapPix / VideoMamba
-(see ``specs/snappix.md`` §7.4-7.5, ``specs/videomamba.md`` §5):
+(see ``docs/methods/snappix.md`` §7 and ``docs/methods/videomamba.md``):
 
 * :func:`dense_clip_indices` -- ``num_frames`` frames ``sampling_rate`` apart (VideoMAE Kinetics);
 * :func:`segment_indices` -- one frame per equal segment (TSN; SSV2, VideoMamba ``Kinetics_sparse``);

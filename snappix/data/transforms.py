@@ -26,7 +26,7 @@ from torchvision.transforms.v2 import functional as F
 
 from .rand_augment import RAND_INCREASING_OPS, RAND_OPS, VideoRandAugment, parse_rand_augment  # noqa: F401
 
-# SnapPix: mean / std of linear grey K710+SSV2 frames (specs/snappix.md §1.1).
+# SnapPix: mean / std of linear grey K710+SSV2 frames (docs/methods/snappix.md §1).
 K710_SSV2_MEAN = 0.2277
 K710_SSV2_STD = 0.2425
 
@@ -197,7 +197,7 @@ class CubeRandomErasing:
     With probability ``p`` a box of area fraction in ``scale`` and aspect ratio in ``ratio``
     (log-uniform) is filled with per-pixel noise. The noise is N(0, 1) *in normalised units*, i.e.
     ``mean + std * N(0, 1)`` on the float [0, 1] clip, clamped to [0, 1] -- SnapPix filled N(0, 1)
-    into the un-normalised clip (a defect, specs/snappix.md §11.16).
+    into the un-normalised clip (defect 16 in ``docs/methods/snappix.md``).
 
     Args (call): float clip ``(C, T, H, W)`` in [0, 1]; modified in place and returned.
     """

@@ -1,6 +1,6 @@
 """Clips for decorrelation pattern learning: grey linear frames, SnapPix windows, in-memory cache.
 
-SnapPix learns its exposure pattern on ``HybridVideoMAE`` clips (spec §2.2, §7.4): videos already
+SnapPix learns its exposure pattern on ``HybridVideoMAE`` clips (``docs/methods/snappix.md`` §2, §7): videos already
 preprocessed to linear grey with short side 112, one 16-frame window per video per epoch at a random
 offset (sampling rate 4), a 112 x 112 centre crop and no augmentation; validation windows are
 deterministic. This module provides exactly that, plus:

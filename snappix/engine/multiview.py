@@ -1,10 +1,10 @@
 """True multi-view testing: every (segment, crop) view of every test video, merged per list row.
 
-The field's protocol (ecosystem spec §7): a test video gives ``test_num_segment x test_num_crop``
+The field's protocol (VideoMAE, VideoMamba): a test video gives ``test_num_segment x test_num_crop``
 views (``VideoClsDataset(mode="test")``); each view's logits go through a softmax and the per-video
 prediction is the mean of those probabilities. SnapPix passed ``--test_num_segment 2 --test_num_crop 3``
-but never ran the multi-view test (its "precise val" numbers are 1 clip x 1 crop, SnapPix spec §6.1,
-§11.10); VideoMAE(v2) writes per-rank text files, keys videos by ``basename.split('.')[0]`` (two
+but never ran the multi-view test (its "precise val" numbers are 1 clip x 1 crop, ``docs/methods/snappix.md`` §6,
+defect 10); VideoMAE(v2) writes per-rank text files, keys videos by ``basename.split('.')[0]`` (two
 ``a/x.mp4`` and ``b/x.mp4`` rows collapse into one), and VideoMamba's ``merge`` dedups on
 ``(chunk, crop)`` only, dropping distinct windows of one video. Here:
 

@@ -1,4 +1,4 @@
-"""Attention-guided masking (UMT / VideoMamba ``--mask_type attention``, specs/videomamba.md §4.2).
+"""Attention-guided masking (UMT / VideoMamba ``--mask_type attention``; ``docs/methods/videomamba.md``).
 
 Per frame, the visible tokens are drawn **without replacement** with probability proportional to a
 per-token score (a teacher's CLS-to-patch attention averaged over heads, or saliency), so

@@ -1,11 +1,11 @@
 """K-centered patch sampling: greedy k-center (farthest-point) selection of space-time patches.
 
-Park et al., "K-centered Patch Sampling for Efficient Video Recognition", ECCV 2022 (specs/kcenter.md).
-Every patch is a point ``[normalised pixels || scaled (t, h, w)]`` (spec §3); the greedy k-center picks
+Park et al., "K-centered Patch Sampling for Efficient Video Recognition", ECCV 2022 (``docs/methods/kcenter.md``).
+Every patch is a point ``[normalised pixels || scaled (t, h, w)]``; the greedy k-center picks
 ``k`` points, each the one farthest (Euclidean) from the centres already chosen (Gonzalez 1985,
 a 2-approximation of the k-center problem).
 
-Unlike the reference code (spec §4), this implementation
+Unlike the reference code, this implementation
 
 * keeps only the running minimum distance ``(B, N)`` and computes the distances to the *newest* centre
   at each step (memory O(B N), not the ``(B, N, N)`` matrix; time O(k N D));
@@ -13,7 +13,7 @@ Unlike the reference code (spec §4), this implementation
   (the patch at the centre of the chunk's middle frame), so evaluation is deterministic;
 * runs batched over clips on any device (CPU or GPU) under ``torch.no_grad``.
 
-Options (spec §4, §5): ``time_division`` (independent greedy runs on contiguous frame chunks, ``k /
+Options: ``time_division`` (independent greedy runs on contiguous frame chunks, ``k /
 time_division`` points each), ``space_division`` (at most one patch per spatial cell of a ``sd x sd``
 grid per chunk: choosing a patch removes its whole cell in every frame of the chunk), hybrid frames
 kept whole (:func:`split_hybrid_frames`), temporal / spatial coefficients on the coordinates.
@@ -41,7 +41,7 @@ _FAR = float("inf")
 def patch_coordinates(t: int, h: int, w: int, patch_size: int = 16, rgb_range: float = 2.0,
                       temporal_coef: float = 1.0, spatial_coef: float = 1.0, dtype=torch.float32,
                       device=None) -> torch.Tensor:
-    """Scaled ``(t, h, w)`` coordinates of a ``t x h x w`` patch grid (spec §3).
+    """Scaled ``(t, h, w)`` coordinates of a ``t x h x w`` patch grid (``docs/methods/kcenter.md``).
 
     ``spatial_range = sqrt(P / 2) * rgb_range`` and ``temporal_range = sqrt(P) * rgb_range`` with
     ``P = patch_size`` and ``rgb_range`` the span of one normalised pixel value (2 for mean = std = 0.5);
@@ -63,7 +63,7 @@ def patch_coordinates(t: int, h: int, w: int, patch_size: int = 16, rgb_range: f
 
 def patch_points(patches: torch.Tensor, patch_size: int, rgb_range: float = 2.0, temporal_coef: float = 1.0,
                  spatial_coef: float = 1.0) -> torch.Tensor:
-    """Append scaled coordinates to per-frame patch pixels: the k-center point cloud (spec §3).
+    """Append scaled coordinates to per-frame patch pixels: the k-center point cloud.
 
     Args:
         patches: float ``(B, T, H', W', C * p * p)`` normalised pixels of each ``p x p`` patch.
@@ -247,7 +247,7 @@ def _greedy_bounded(x: torch.Tensor, k_chunk: int, cur: torch.Tensor, cells: tor
 def kcenter_select(points: torch.Tensor, k: int, time_division: int = 1, space_division: int = 1,
                    first: str | torch.Tensor = "random", generator: torch.Generator | None = None,
                    grid: Sequence[int] | None = None, sort: bool = False, method: str = "auto") -> torch.Tensor:
-    """Greedy k-center selection with O(N) memory per clip (K-centered patch sampling, ECCV'22, spec §4).
+    """Greedy k-center selection with O(N) memory per clip (K-centered patch sampling, ECCV'22; docs/methods/kcenter.md).
 
     At each step every point's squared distance to its nearest chosen centre is updated with its
     distance to the newest centre only: ``mind <- min(mind, ||x - c_new||^2)`` (the same order as the
@@ -312,7 +312,7 @@ def kcenter_greedy_pairwise(points: torch.Tensor, k: int, time_division: int = 1
                             first: str | torch.Tensor = "random", generator: torch.Generator | None = None,
                             grid: Sequence[int] | None = None, sort: bool = False) -> torch.Tensor:
     """Reference-code formulation: the full ``(B * td, n, n)`` squared-distance matrix, then the same greedy
-    loop reading one row per step (spec §4 step 2). Same arguments, result and tie rule as
+    loop reading one row per step. Same arguments, result and tie rule as
     :func:`kcenter_select`; memory O(B n^2) (about 129 MB per clip at n = 29 x 196). Test oracle and
     benchmark baseline only.
     """
@@ -335,7 +335,7 @@ def kcenter_greedy_pairwise(points: torch.Tensor, k: int, time_division: int = 1
 
 
 def hybrid_frame_indices(num_frames: int, num_hybrid: int) -> torch.Tensor:
-    """Frames kept whole ("hybrid frames", spec §5.1): ``linspace(0, T - 1, num_hybrid).long()``, e.g.
+    """Frames kept whole ("hybrid frames", ``docs/methods/kcenter.md``): ``linspace(0, T - 1, num_hybrid).long()``, e.g.
     ``{0, 15, 31}`` for 3 of 32. Returns int64 ``(num_hybrid,)`` (empty for 0).
 
     Raises:

@@ -1,12 +1,12 @@
 """K-center token selection as a data-side encoder mask (``--mask_type kcenter`` of run_pretraining.py).
 
-Park et al., "K-centered Patch Sampling for Efficient Video Recognition", ECCV 2022 (specs/kcenter.md).
+Park et al., "K-centered Patch Sampling for Efficient Video Recognition", ECCV 2022 (``docs/methods/kcenter.md``).
 The paper feeds a classifier the ``k`` space-time patches chosen by greedy k-center (farthest-point)
 selection over ``[normalised pixels || scaled (t, h, w)]``; here the same selection decides which tokens a
 masked-pretraining encoder *sees*: the ``k = N - num_masked`` selected tokens are visible, the others hidden.
 
 Each token of the ``(T', H', W')`` grid is a tubelet of ``T / T'`` frames x ``p x p`` pixels of the
-transformed clip (``p = S / H'``). Its point (spec §3) is its pixels normalised with mean = std = 0.5,
+transformed clip (``p = S / H'``). Its point is its pixels normalised with mean = std = 0.5,
 ``(x - 0.5) / 0.5`` in [-1, 1], flattened (``C * T/T' * p * p`` values), followed by the ``(t, h, w)``
 coordinates of :func:`~snappix.masking.kcenter.patch_points` (``rgb_range = 2``, ``P = p``, times the
 temporal / spatial coefficients). The selection is :func:`~snappix.masking.kcenter.kcenter_select`; the
@@ -71,7 +71,7 @@ class KCenterMaskGenerator:
             ``k / time_division`` tokens independently (``--kcenter_time_division``).
         space_division: ``> 1``: at most one token per cell of a ``sd x sd`` spatial grid per chunk
             (``--kcenter_space_division``).
-        temporal_coef, spatial_coef: multipliers of the t and h, w coordinates (spec §3; 1.0 in the paper).
+        temporal_coef, spatial_coef: multipliers of the t and h, w coordinates (1.0 in the paper).
         first_center: ``"random"`` (from the call's numpy ``rng``) or ``"center"`` (deterministic).
         tube: select spatial positions over whole tubes and tile the mask over time (coded-image MAEs).
 

@@ -1,12 +1,12 @@
-"""Saliency-aware token masking (SaViMAE, specs/savimae.md), with the reference code's defects fixed.
+"""Saliency-aware token masking (SaViMAE, ``docs/methods/savimae.md``), with the reference code's defects fixed.
 
-Pipeline (spec §3, §8): frames -> grey, resized to the model input -> global-contrast saliency
+Pipeline: frames -> grey, resized to the model input -> global-contrast saliency
 ``|I - mean(I)| / max|I - mean(I)|`` per frame (:func:`frame_saliency`) -> binarised at ``threshold`` and
 max-pooled per ``p x p`` patch (:func:`patch_saliency`: a patch is salient if any pixel is) ->
 aligned with the frames actually sampled and pooled over each tubelet (:func:`align_saliency`) ->
 a mask with a fixed number of visible tokens (:class:`SaliencyMasking`).
 
-Fixes of the reference (spec §7): saliency comes from the sampled frames (not the video's first 8) and
+Fixes of the reference (docs/methods/savimae.md): saliency comes from the sampled frames (not the video's first 8) and
 is pooled over each tubelet and mapped through the training crop; ``--saliency_root`` is honoured and a
 missing file raises :class:`MissingSaliencyError` (no "all salient" fallback); both masking
 semantics keep the visible count fixed so batches stack.
@@ -65,7 +65,7 @@ def _grey_float(frames) -> torch.Tensor:
 
 
 def frame_saliency(frames, input_size: int | None = 224) -> torch.Tensor:
-    """Global-contrast saliency of every frame (SaViMAE, spec §3.1), vectorised over frames.
+    """Global-contrast saliency of every frame (SaViMAE; ``docs/methods/savimae.md``), vectorised over frames.
 
     Args:
         frames: uint8 in [0, 255] or float in [0, 1]; ``(T, H, W, 3)`` RGB (grey by ITU-R 601 luma, as
@@ -98,7 +98,7 @@ def frame_saliency(frames, input_size: int | None = 224) -> torch.Tensor:
 
 
 def patch_saliency(saliency: torch.Tensor, patch_size: int, threshold: float = 0.5) -> torch.Tensor:
-    """Binarise at ``threshold`` and max-pool each ``p x p`` patch (spec §3.2): salient if any pixel is.
+    """Binarise at ``threshold`` and max-pool each ``p x p`` patch (docs/methods/savimae.md): salient if any pixel is.
 
     Args:
         saliency: float ``(T, S, S)`` in [0, 1] (e.g. :func:`frame_saliency`).
@@ -171,7 +171,7 @@ def crop_patch_map(patch_map: torch.Tensor, crop: Sequence[int], frame_size: Seq
 
 def align_saliency(patch_map, frame_indices, tubelet_size: int, reduce: str = "max", crop=None,
                    frame_size=None, out_hw=None) -> torch.Tensor:
-    """Saliency of every token of a sampled clip from a per-video map (fix of SaViMAE defect 1, spec §7).
+    """Saliency of every token of a sampled clip from a per-video map (fix of SaViMAE defect 1, docs/methods/savimae.md).
 
     Args:
         patch_map: float ``(T_video, h, w)``, one slice per raw frame (the precompute tool's output).
@@ -227,7 +227,7 @@ class SaliencyMasking:
     """SaViMAE masking from token saliency, with a fixed number of hidden tokens per sample.
 
     Tokens with saliency ``>= 0.5`` are salient (S), the others non-salient (NS). Two semantics
-    (spec §4.4 / §4.5, defect 2):
+    (``docs/methods/savimae.md``, defect 2):
 
     * ``"budget"`` (SaViMAE's training code): ``K = int(nonsalient_mask_ratio * N)`` hidden, of which
       ``K_s = int(salient_mask_ratio * K)`` drawn from S and ``K - K_s`` from NS; a group too small is

@@ -129,8 +129,8 @@ def sensor_lr_scales(sensor: nn.Module | None, prefix: str = "sensor") -> dict[s
     """``{param name: lr scale}`` for a sensor with its own learning-rate scale.
 
     The TPAMI'23 layer (:class:`~snappix.sensor.PamiExposure`) carries ``lr_scale = 1 / sigma`` (about 366;
-    SnapPix's ``pami_fix`` optimiser group, spec §1.5); other sensors return ``{}``. The optimiser factory
-    multiplies the group's schedule by this scale.
+    SnapPix's ``pami_fix`` optimiser group, docs/methods/snappix.md §1); other sensors return ``{}``. The
+    optimiser factory multiplies the group's schedule by this scale.
     """
     scale = getattr(sensor, "lr_scale", None) if sensor is not None else None
     if scale is None:
@@ -343,9 +343,9 @@ class CodedViTClassifier(ViTClassifierBase):
         embed_dim ... attn_impl: see :class:`ViTClassifierBase`.
         sensor: a module ``(B, C, T, H, W) -> (B, C, 1, H, W)``; if None one is built with
             :func:`snappix.sensor.build_sensor` from ``coded_type`` (default ``"decor_fix"``, the frozen
-            pattern behind every SnapPix headline number; needs ``pattern_path`` / ``pattern_dir`` /
-            ``$SNAPPIX_PATTERN_DIR``), ``tile_size`` (default ``patch_size``: the exposure tile is the
-            ViT patch), ``sensor_seed`` and ``sensor_noise``.
+            pattern behind every SnapPix headline number; from ``pattern_path`` / ``pattern_dir`` /
+            ``$SNAPPIX_PATTERN_DIR``, else the ``pattern_4`` shipped with the package), ``tile_size``
+            (default ``patch_size``: the exposure tile is the ViT patch), ``sensor_seed`` and ``sensor_noise``.
         norm_mean, norm_std: normalisation of the coded image.
 
     Attributes:
@@ -357,7 +357,7 @@ class CodedViTClassifier(ViTClassifierBase):
     Raises:
         ValueError: ``coded_type="none"`` (use :class:`VideoViTClassifier`), bad sizes; a wrong clip in
             forward, or a sensor that does not return one coded frame.
-        FileNotFoundError: ``decor_fix`` / ``decor_learn`` without a pattern file (from ``build_sensor``).
+        FileNotFoundError: a pattern folder without the type's default file (from ``build_sensor``).
     """
 
     def __init__(self, num_classes: int = 400, img_size: int | tuple[int, int] = 112, patch_size: int = 8,

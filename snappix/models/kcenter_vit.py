@@ -1,4 +1,4 @@
-"""K-center ViT: a ViT classifier on k-centered space-time patches (Park et al., ECCV 2022; specs/kcenter.md §5.1).
+"""K-center ViT: a ViT classifier on k-centered space-time patches (Park et al., ECCV 2022; docs/methods/kcenter.md).
 
 The raw clip is cut into per-frame ``p x p`` patches; ``num_hybrid_frames`` frames at
 ``linspace(0, T - 1, n)`` are kept whole ("hybrid frames"); from the other frames greedy k-center
@@ -10,7 +10,7 @@ and pre-LN blocks with joint space-time attention feed a linear head on the CLS 
 
 Selection runs under ``no_grad`` on the model's device. The first k-center centre is random in
 training mode and the fixed centre patch in eval mode (``first_center="auto"``), so evaluation is
-deterministic (the reference draws it at random at test time too, spec §4).
+deterministic (the reference draws it at random at test time too; ``docs/methods/kcenter.md``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class KCenterViTClassifier(nn.Module):
             1568 of 32 x 196, i.e. 8 frames' worth).
         num_hybrid_frames: whole frames kept (paper: 3 of 32); their patches count in the budget.
         time_division, space_division: k-center chunking (see :func:`~snappix.masking.kcenter.kcenter_select`).
-        temporal_coef, spatial_coef: multipliers of the coordinate channels (spec §3).
+        temporal_coef, spatial_coef: multipliers of the coordinate channels (``docs/methods/kcenter.md``).
         first_center: ``"auto"`` (random in training, ``"center"`` in eval), ``"random"`` or ``"center"``.
         norm_mean, norm_std: input normalisation (grey K710+SSV2 statistics by default); the coordinate
             scale uses ``rgb_range = 1 / norm_std`` (spec: 2 for std 0.5).
@@ -99,7 +99,7 @@ class KCenterViTClassifier(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.ParameterDict({
             "space": nn.Parameter(torch.zeros(1, 1 + self.hw, embed_dim)),  # entry 0: CLS
-            "time": nn.Parameter(torch.zeros(1, num_frames, embed_dim)),  # zero init (spec §5.1)
+            "time": nn.Parameter(torch.zeros(1, num_frames, embed_dim)),  # zero init (docs/methods/kcenter.md)
         })
         self.pos_drop = nn.Dropout(drop_rate)
         dpr = torch.linspace(0, drop_path_rate, depth).tolist()

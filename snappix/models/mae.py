@@ -262,7 +262,8 @@ class PretrainCodedMAE(_MaskedVideoAutoencoder):
             in forward also a clip of the wrong shape, masks of the wrong size, or an encoder mask that is
             not a tube mask (it must hide the same spatial positions in every temporal slot, since the
             coded image has a single slot).
-        FileNotFoundError: from :func:`~snappix.sensor.build_sensor` for a pattern type without its file.
+        FileNotFoundError: from :func:`~snappix.sensor.build_sensor` for a pattern folder without the type's
+            default file.
         TypeError: non-bool masks.
     """
 

@@ -20,10 +20,10 @@ name                                            encoder D/L/h   decoder D/h     
 ==============================================  ==============  ===============  =========================
 
 All: grey input (``in_chans=1``), MLP ratio 4, q/v bias, LayerNorm eps 1e-6, ``decoder_depth=4``,
-fixed sin-cos encoder tables. The coded models default to ``coded_type="decor_fix"`` (needs
-``pattern_path`` / ``pattern_dir`` / ``$SNAPPIX_PATTERN_DIR``). SnapPix registered its coded models as
-``coded_pretrain_videomae_*``; the super-tiny coded decoder's 3 heads of width 42 (attention width 126
-inside a 128-wide decoder) are reproduced as in SnapPix.
+fixed sin-cos encoder tables. The coded models default to ``coded_type="decor_fix"`` (its pattern from
+``pattern_path`` / ``pattern_dir`` / ``$SNAPPIX_PATTERN_DIR``, else the ``pattern_4`` shipped with the
+package). SnapPix registered its coded models as ``coded_pretrain_videomae_*``; the super-tiny coded
+decoder's 3 heads of width 42 (attention width 126 inside a 128-wide decoder) are reproduced as in SnapPix.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _create(cls, size: str, geometry: str, coded: bool, pretrained: bool, kwargs
 
 @register_model
 def pretrain_videomae_super_tiny_patch8_112(pretrained: bool = False, **kwargs) -> PretrainVideoMAE:
-    """VideoMAE super-tiny on 16 x 112 x 112 grey clips (SnapPix's video-ViT baseline, spec §3.4)."""
+    """VideoMAE super-tiny on 16 x 112 x 112 grey clips (SnapPix's video-ViT baseline, docs/methods/snappix.md §5)."""
     return _create(PretrainVideoMAE, "super_tiny", "patch8_112", False, pretrained, kwargs)
 
 
@@ -111,19 +111,19 @@ def pretrain_videomae_base_patch16_224(pretrained: bool = False, **kwargs) -> Pr
 
 @register_model
 def pretrain_coded_videomae_super_tiny_patch8_112(pretrained: bool = False, **kwargs) -> PretrainCodedMAE:
-    """SnapPix coded MAE, super-tiny (reconstruction study, spec §4)."""
+    """SnapPix coded MAE, super-tiny (reconstruction study, docs/methods/snappix.md §4)."""
     return _create(PretrainCodedMAE, "super_tiny", "patch8_112", True, pretrained, kwargs)
 
 
 @register_model
 def pretrain_coded_videomae_small_patch8_112(pretrained: bool = False, **kwargs) -> PretrainCodedMAE:
-    """SnapPix coded MAE, ViT-S encoder (spec §3.2)."""
+    """SnapPix coded MAE, ViT-S encoder (docs/methods/snappix.md §3)."""
     return _create(PretrainCodedMAE, "small", "patch8_112", True, pretrained, kwargs)
 
 
 @register_model
 def pretrain_coded_videomae_base_patch8_112(pretrained: bool = False, **kwargs) -> PretrainCodedMAE:
-    """SnapPix coded MAE, ViT-B encoder (spec §3.2)."""
+    """SnapPix coded MAE, ViT-B encoder (docs/methods/snappix.md §3)."""
     return _create(PretrainCodedMAE, "base", "patch8_112", True, pretrained, kwargs)
 
 
@@ -131,8 +131,8 @@ def pretrain_coded_videomae_base_patch8_112(pretrained: bool = False, **kwargs) 
 # Finetuning / evaluation models (SnapPix DAC'25 §5). SnapPix registered its video ViTs as
 # ``vit_{size}_patch{8_112,16_224}``; ``vit_small_patch16_224`` and ``vit_base_patch16_224`` are timm's own
 # ImageNet models, so SnapPix's re-registration printed "Overwriting ... in registry" and then broke those
-# names (spec §11.13). Ours are ``video_vit_*``; :data:`SNAPPIX_MODEL_ALIASES` maps SnapPix's ``--model``
-# values to them for the entry points (:func:`resolve_model_name`).
+# names (docs/methods/snappix.md, defect 13). Ours are ``video_vit_*``; :data:`SNAPPIX_MODEL_ALIASES` maps
+# SnapPix's ``--model`` values to them for the entry points (:func:`resolve_model_name`).
 #
 # ===========================================  ==============  ==============================================
 # name                                         D / L / heads   input
@@ -239,13 +239,13 @@ def coded_vit_super_tiny_patch8_112(pretrained: bool = False, **kwargs) -> Coded
 
 @register_model
 def coded_vit_small_patch8_112(pretrained: bool = False, **kwargs) -> CodedViTClassifier:
-    """SnapPix coded-image ViT-S (384 / 12 / 6), spec §5.1; 21.47 M parameters at 400 classes."""
+    """SnapPix coded-image ViT-S (384 / 12 / 6), docs/methods/snappix.md §5; 21.47 M parameters at 400 classes."""
     return _coded_vit("small", pretrained, kwargs)
 
 
 @register_model
 def coded_vit_base_patch8_112(pretrained: bool = False, **kwargs) -> CodedViTClassifier:
-    """SnapPix coded-image ViT-B (768 / 12 / 12), spec §5.1; 85.41 M parameters at 400 classes."""
+    """SnapPix coded-image ViT-B (768 / 12 / 12), docs/methods/snappix.md §5; 85.41 M parameters at 400 classes."""
     return _coded_vit("base", pretrained, kwargs)
 
 
@@ -297,18 +297,21 @@ def video_vit_base_patch16_224(pretrained: bool = False, **kwargs) -> VideoViTCl
 
 @register_model
 def c3d(pretrained: bool = False, **kwargs) -> C3D:
-    """C3D on 16 x 112^2 grey clips (SnapPix baseline, spec §5.2); returns logits."""
+    """C3D on 16 x 112^2 grey clips (SnapPix baseline, docs/methods/snappix.md §5); returns logits."""
     return _create_classifier(C3D, pretrained, dict(num_frames=16, img_size=112, in_chans=1), kwargs, "c3d")
 
 
 @register_model
 def svc2d(pretrained: bool = False, **kwargs) -> SVC2D:
-    """SVC2D (TPAMI'23 ``C2DPt``) on a ``pami`` coded image of a 16 x 112^2 clip (spec §5.2); returns logits."""
+    """SVC2D (TPAMI'23 ``C2DPt``) on a ``pami`` coded image of a 16 x 112^2 clip (SnapPix baseline); returns logits.
+
+    See docs/methods/snappix.md §5.
+    """
     return _create_classifier(SVC2D, pretrained, dict(num_frames=16, img_size=112, in_chans=1), kwargs, "svc2d")
 
 
 # ================================================================================================== k-center ViT
-# K-centered patch sampling (ECCV'22, specs/kcenter.md §5.1): ``kcenter_vit_{size}_{geometry}``; the budget
+# K-centered patch sampling (ECCV'22, docs/methods/kcenter.md): ``kcenter_vit_{size}_{geometry}``; the budget
 # defaults to a quarter of the patches (784 of 16 x 196 at 112 px, patch 8), one hybrid frame.
 
 

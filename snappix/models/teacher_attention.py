@@ -1,6 +1,6 @@
 """A frozen image teacher's CLS attention, the score of attention-guided masking (UMT / VideoMamba).
 
-VideoMamba's masked pretraining (specs/videomamba.md §4.2, after Li et al., "Unmasked Teacher", ICCV 2023)
+VideoMamba's masked pretraining (``docs/methods/videomamba.md``, after Li et al., "Unmasked Teacher", ICCV 2023)
 applies an image ViT teacher to every frame of the full clip, takes the **last block's attention from
 the CLS token to the patches, averaged over heads**, and draws each frame's visible tokens with
 probability proportional to it (:func:`snappix.masking.attention.attention_guided_mask`).

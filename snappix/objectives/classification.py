@@ -1,4 +1,4 @@
-"""Classification objective for finetuning and evaluation (VideoMAE / SnapPix recipe, spec §5.3).
+"""Classification objective for finetuning and evaluation (VideoMAE / SnapPix recipe; ``docs/methods/snappix.md`` §5).
 
 ``ClassificationLoss(smoothing, mixup_active)`` is an objective in the engine's sense:
 ``objective(outputs, batch) -> (loss, {"loss", "acc1", "acc5"})``.
@@ -9,7 +9,7 @@
   is then already inside the target (timm's ``mixup_target``), so ``smoothing`` is not applied again.
 * Hard labels: otherwise ``batch["label"]`` (int ``(B,)``) with timm's ``LabelSmoothingCrossEntropy``
   ``(1 - s) * NLL + s * mean_k(-log_softmax)`` for ``smoothing = s > 0``, or plain cross-entropy for
-  ``s = 0`` (the evaluation loss SnapPix reports, spec §6.1).
+  ``s = 0`` (the evaluation loss SnapPix reports; ``docs/methods/snappix.md`` §6).
 
 Accuracy (percent, 0-100, top-k averaged over samples like VideoMAE's ``accuracy``) is measured
 against a hard label per clip: ``batch["label"]`` without soft targets; with soft targets, the

@@ -1,4 +1,4 @@
-"""SnapPix's reconstruction study (specs/snappix.md §4): coded image -> full video, nothing masked.
+"""SnapPix's reconstruction study (``docs/methods/snappix.md`` §4): coded image -> full video, nothing masked.
 
 The target is the raw clip normalised with the global K710+SSV2 mean/std (no per-tubelet
 normalisation); the loss is plain MSE over all tubelets; the validation metric is the PSNR

@@ -6,7 +6,7 @@
   Both are frozen :class:`~snappix.sensor.coded_exposure.CodedExposure` layers built from a fixed
   pattern, so they report a correct ``get_pattern()`` and share the tiling/normalisation code.
 * :class:`PamiExposure`: Kumawat et al., "Action Recognition from a Single Coded Image", TPAMI 2023
-  (SnapPix's ``coded_type="pami"``, spec §1.5).
+  (SnapPix's ``coded_type="pami"``; ``docs/methods/snappix.md`` §1).
 """
 from __future__ import annotations
 

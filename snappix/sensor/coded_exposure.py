@@ -1,4 +1,4 @@
-"""Coded-exposure sensor layer: a clip of T frames -> one coded image (SnapPix, DAC'25, spec §1).
+"""Coded-exposure sensor layer: a clip of T frames -> one coded image (SnapPix, DAC'25; ``docs/methods/snappix.md`` §1).
 
 A coded-exposure (CE) pixel opens its shutter only in some of the T time slots of a frame period.
 The binary exposure pattern ``M`` has shape ``(P, T, sh, sw)`` (``P`` = 1 for a grey pattern shared
@@ -59,7 +59,7 @@ class _SignBinarize(torch.autograd.Function):
 
 
 def binarize_ste(logits: torch.Tensor, time_dim: int = 1) -> torch.Tensor:
-    """SnapPix binarisation with a straight-through estimator (spec §1.3).
+    """SnapPix binarisation with a straight-through estimator (``docs/methods/snappix.md`` §1).
 
     Args:
         logits: real-valued latent pattern, any shape with a time axis ``time_dim``
@@ -115,7 +115,7 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
 class CodedExposure(nn.Module):
     """Coded-exposure sensor: linear clip ``(B, C, T, H, W)`` -> coded image ``(B, C, 1, H, W)``.
 
-    Implements SnapPix's ``CodedLayer`` (DAC'25, spec §1.2-1.4) without its 112x112 / 8x8 limits, plus
+    Implements SnapPix's ``CodedLayer`` (DAC'25; ``docs/methods/snappix.md`` §1) without its 112x112 / 8x8 limits, plus
     the ablations of ``CodedAblatLayer`` (``normalize="frames"``; untiled pattern = ``tile_size=(H, W)``)
     and an optional sensor noise model (off by default; SnapPix simulates an ideal sensor).
 

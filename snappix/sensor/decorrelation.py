@@ -1,4 +1,4 @@
-"""Decorrelation ("efficient coding") objective for exposure patterns (SnapPix, DAC'25, spec §2.1).
+"""Decorrelation ("efficient coding") objective for exposure patterns (SnapPix, DAC'25; ``docs/methods/snappix.md`` §2).
 
 Each ``sh x sw`` tile of a coded image is one sample of a ``D = sh * sw``-dimensional random vector:
 the D coded-pixel positions of a tile are the variables. Tiles from every position, every clip and

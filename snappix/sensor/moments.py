@@ -1,4 +1,4 @@
-"""Exact decorrelation objective from second moments of the clip tiles (our addition to SnapPix, spec §2.1).
+"""Exact decorrelation objective from second moments of the clip tiles (our addition to SnapPix, docs/methods/snappix.md §2).
 
 For a tiled pattern the normalised coded pixel ``p`` of a tile is linear in that tile's clip values:
 with ``u = (x - 0.2277) / 0.2425`` (per time slot ``t`` and tile pixel ``p``), ``U`` the tile mean of the

@@ -4,10 +4,13 @@ File formats read by :func:`load_pattern`:
 
 * ours (:func:`save_pattern`): ``torch.save`` of a float32 tensor ``(P, T, sh, sw)`` in {0, 1};
 * SnapPix's released patterns (``decorrelation_training_wd0_norm_new/pattern_*.pth``): ``torch.save``
-  of a pickled **numpy** float32 array ``(1, 16, 8, 8)``.
+  of a pickled **numpy** float32 array ``(1, 16, 8, 8)``;
+* plain ``.npy`` arrays, read with ``np.load(allow_pickle=False)`` (no pickle at all). The package ships
+  SnapPix's three released patterns in this form in ``patterns_data/`` (:data:`SHIPPED_PATTERN_DIR`,
+  :func:`load_shipped_pattern`; source and licence in its README).
 
-Both are read with ``torch.load(weights_only=True)``. For the numpy case only the globals needed to
-rebuild a plain numeric ndarray are allow-listed, and only for the duration of the call
+The two ``torch.save`` formats are read with ``torch.load(weights_only=True)``. For the numpy case only the
+globals needed to rebuild a plain numeric ndarray are allow-listed, and only for the duration of the call
 (``torch.serialization.safe_globals``): ``numpy.core.multiarray._reconstruct`` (also under its numpy-2
 name ``numpy._core.multiarray._reconstruct``), ``numpy.ndarray``, ``numpy.dtype`` and the numeric dtype
 classes of :data:`ALLOWED_NUMPY_DTYPES`. Any other global (``os.system``, ``builtins.eval``, object
@@ -26,10 +29,15 @@ import torch
 from snappix.errors import UserError
 from snappix.sensor.coded_exposure import as_pattern_tensor
 
-__all__ = ["ALLOWED_NUMPY_DTYPES", "PatternFileError", "load_pattern", "save_pattern", "plot_pattern_grid",
-           "pattern_stats"]
+__all__ = ["ALLOWED_NUMPY_DTYPES", "SHIPPED_PATTERN_DIR", "SHIPPED_PATTERNS", "PatternFileError", "load_pattern",
+           "load_shipped_pattern", "save_pattern", "plot_pattern_grid", "pattern_stats"]
 
 ALLOWED_NUMPY_DTYPES = (np.float32, np.float64, np.float16, np.uint8, np.int8, np.int32, np.int64, np.bool_)
+
+#: SnapPix's released patterns as plain ``.npy`` files, installed with the package
+SHIPPED_PATTERN_DIR = Path(__file__).resolve().parent / "patterns_data"
+#: names of the shipped patterns (file stems in :data:`SHIPPED_PATTERN_DIR`)
+SHIPPED_PATTERNS = ("pattern_4", "pattern_init", "pattern_init_sparse")
 
 
 class PatternFileError(UserError, ValueError):
@@ -67,6 +75,8 @@ def load_pattern(path: str | os.PathLike) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise PatternFileError(f"pattern file not found: {path}")
+    if path.suffix.lower() == ".npy":
+        return _load_npy(path)
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -87,6 +97,38 @@ def load_pattern(path: str | os.PathLike) -> torch.Tensor:
         return as_pattern_tensor(obj)
     except ValueError as exc:
         raise PatternFileError(f"{path}: {exc}") from exc
+
+
+def _load_npy(path: Path) -> torch.Tensor:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise PatternFileError(f"refusing to load {path}: not a plain numeric .npy array ({exc})") from exc
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        raise PatternFileError(f"{path}: expected one .npy array, found {type(array).__name__}")
+    try:
+        return as_pattern_tensor(array)
+    except ValueError as exc:
+        raise PatternFileError(f"{path}: {exc}") from exc
+
+
+def load_shipped_pattern(name: str = "pattern_4") -> torch.Tensor:
+    """One of SnapPix's released patterns as shipped with the package (no pickle involved).
+
+    Args:
+        name: a stem of :data:`SHIPPED_PATTERNS` (a ``.pth`` / ``.npy`` suffix is ignored).
+
+    Returns:
+        float32 CPU tensor ``(1, 16, 8, 8)`` in {0, 1}; ``pattern_4`` has 116 ones.
+
+    Raises:
+        PatternFileError: an unknown name (the message lists the shipped ones) or a missing data file
+            (an installation without the package data).
+    """
+    stem = Path(name).stem if Path(name).suffix in (".pth", ".npy") else name
+    if stem not in SHIPPED_PATTERNS:
+        raise PatternFileError(f"no shipped pattern {name!r}; shipped: {', '.join(SHIPPED_PATTERNS)}")
+    return load_pattern(SHIPPED_PATTERN_DIR / f"{stem}.npy")
 
 
 def save_pattern(pattern: torch.Tensor | np.ndarray, stem: str | os.PathLike,
@@ -161,7 +203,7 @@ def plot_pattern_grid(pattern: torch.Tensor | np.ndarray, path: str | os.PathLik
 
 
 def pattern_stats(pattern: torch.Tensor | np.ndarray) -> dict:
-    """Summary numbers of a binary pattern (as in spec §2.3's table).
+    """Summary numbers of a binary pattern (as in the pattern table of ``docs/methods/snappix.md``).
 
     Returns:
         dict with ``shape``, ``ones`` (int), ``duty`` (mean, float), ``sparsity`` (1 - duty, SnapPix's log

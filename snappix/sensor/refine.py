@@ -1,6 +1,6 @@
 """Greedy single-bit refinement of a binary exposure pattern (our addition to SnapPix's STE training).
 
-SnapPix learns the pattern with AdamW on real logits through a straight-through estimator (spec §2.2).
+SnapPix learns the pattern with AdamW on real logits through a straight-through estimator (docs/methods/snappix.md §2).
 The STE gradient is the gradient of a *relaxed* objective at the binary point; near a good pattern a
 handful of slots keep flipping back and forth, so the last epochs wander instead of converging (the
 released log shows the same plateau: val 0.157 -> 0.155 -> 0.157). Exact steepest descent over single

@@ -1,4 +1,4 @@
-"""Pattern zoo: SnapPix's ``coded_type`` names -> sensor layers (SnapPix, DAC'25, spec §1.6).
+"""Pattern zoo: SnapPix's ``coded_type`` names -> sensor layers (SnapPix, DAC'25; ``docs/methods/snappix.md``).
 
 =================  ==========================================================  =========  ===================
 coded_type         pattern                                                      trainable  normalisation
@@ -18,9 +18,10 @@ coded_type         pattern                                                      
 
 Where a pattern comes from, in order: ``pattern_path`` (explicit file; required by nothing, overrides the
 default file) > ``pattern_dir / <default file>`` (``pattern_dir`` argument, else the environment variable
-``SNAPPIX_PATTERN_DIR``) > a seeded random pattern for the types that have one (``naive``, ``no_norm``:
-uniform logits; ``sparse``: one random slot per pixel). ``decor_fix``/``decor_learn`` have no random
-fallback: without a file they raise. The layer's ``source`` attribute records which one was used.
+``SNAPPIX_PATTERN_DIR``; the ``.pth`` name, else the same stem as ``.npy``) > for ``decor_fix`` /
+``decor_learn``, SnapPix's ``pattern_4`` shipped with the package (``snappix/sensor/patterns_data/``, plain
+``.npy``) > a seeded random pattern for the types that have one (``naive``, ``no_norm``: uniform logits;
+``sparse``: one random slot per pixel). The layer's ``source`` attribute records which one was used.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from torch import nn
 from snappix.sensor.baselines import PamiExposure, long_exposure_pattern, short_exposure_pattern
 from snappix.sensor.coded_exposure import CodedExposure, _pair
 from snappix.sensor.noise import SensorNoise
-from snappix.sensor.patterns import load_pattern
+from snappix.sensor.patterns import SHIPPED_PATTERN_DIR, load_pattern
 
 __all__ = ["CODED_TYPES", "PATTERN_DIR_ENV", "IdentitySensor", "sparse_random_pattern", "resolve_pattern_dir",
            "build_sensor"]
@@ -61,7 +62,7 @@ def sparse_random_pattern(num_frames: int = 16, tile_size: int | Sequence[int] =
 @dataclass(frozen=True)
 class _Spec:
     file: str | None          # default file in the pattern directory
-    random: str | None        # fallback without a file: "uniform", "sparse", or None (a file is required)
+    random: str | None        # fallback without a file: "uniform", "sparse", or None (the shipped file is used)
     trainable: bool
     normalize: str = "exposed"
 
@@ -102,7 +103,8 @@ def build_sensor(coded_type: str, num_frames: int = 16, tile_size: int | Sequenc
         input_size: frame size ``s`` or ``(H, W)``; used by ``global`` (tile = frame) and ``pami`` (sigma).
         pattern_channels: 1 (grey pattern, SnapPix) or C (one pattern per colour channel).
         pattern_path: explicit pattern file, overriding the type's default file.
-        pattern_dir: folder with SnapPix's released patterns (else ``$SNAPPIX_PATTERN_DIR``).
+        pattern_dir: folder with SnapPix's released patterns (else ``$SNAPPIX_PATTERN_DIR``; without
+            either, ``decor_fix`` / ``decor_learn`` use the ``pattern_4`` shipped with the package).
         seed: seed of the random patterns / initialisations (``torch.Generator``).
         noise: a :class:`SensorNoise`, a spec string for :meth:`SensorNoise.from_spec`, or None (ideal sensor).
 
@@ -113,8 +115,8 @@ def build_sensor(coded_type: str, num_frames: int = 16, tile_size: int | Sequenc
     Raises:
         ValueError: unknown ``coded_type`` (the message lists the valid names), or a pattern whose shape
             does not fit ``num_frames``/``tile_size``/``pattern_channels``.
-        FileNotFoundError: ``decor_fix``/``decor_learn`` without a pattern file, or a missing default file
-            in an explicitly given ``pattern_dir``.
+        FileNotFoundError: a missing default file in an explicitly given ``pattern_dir`` (or
+            ``$SNAPPIX_PATTERN_DIR``).
         snappix.sensor.patterns.PatternFileError: an unreadable or unsafe pattern file.
     """
     if coded_type not in CODED_TYPES:
@@ -144,6 +146,8 @@ def build_sensor(coded_type: str, num_frames: int = 16, tile_size: int | Sequenc
         pattern, source = load_pattern(pattern_path), str(pattern_path)
     elif spec.file is not None and resolve_pattern_dir(pattern_dir) is not None:
         path = resolve_pattern_dir(pattern_dir) / spec.file
+        if not path.is_file() and path.with_suffix(".npy").is_file():
+            path = path.with_suffix(".npy")
         if not path.is_file():
             raise FileNotFoundError(
                 f"coded_type {coded_type!r} needs {spec.file} in the pattern folder, not found: {path}")
@@ -152,10 +156,9 @@ def build_sensor(coded_type: str, num_frames: int = 16, tile_size: int | Sequenc
         pattern, source = sparse_random_pattern(num_frames, tile, pattern_channels, gen), f"sparse random (seed {seed})"
     elif spec.random == "uniform":
         source = f"uniform random logits (seed {seed})"
-    else:
-        raise FileNotFoundError(
-            f"--coded_type {coded_type} needs the pattern file {spec.file}: pass it with --pattern FILE, or the "
-            f"folder holding it with --pattern_dir DIR (or ${PATTERN_DIR_ENV})")
+    else:  # decor_fix / decor_learn: SnapPix's pattern_4, shipped with the package
+        path = SHIPPED_PATTERN_DIR / Path(spec.file).with_suffix(".npy").name
+        pattern, source = load_pattern(path), f"shipped {path.stem} ({path})"
     if pattern is not None and (pattern.shape[1] != num_frames or tuple(pattern.shape[2:]) != tile):
         raise ValueError(f"pattern from {source} has shape {tuple(pattern.shape)}, which does not fit "
                          f"num_frames={num_frames}, tile_size={tile}")

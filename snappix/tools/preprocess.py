@@ -1,4 +1,4 @@
-"""SnapPix video preprocessing: sRGB video -> linear grey, short side 112 (SnapPix, DAC'25, spec §7.1).
+"""SnapPix video preprocessing: sRGB video -> linear grey, short side 112 (SnapPix, DAC'25; docs/methods/snappix.md §7).
 
 SnapPix (DAC'25) simulates a coded-exposure sensor, which integrates *linear* light. Its training videos
 are therefore converted once, offline, to linear-intensity grey videos. For every decoded frame, in this

@@ -8,7 +8,7 @@ One step replaces SaViMAE's ``generate_simple_saliency_subset.py`` (saliency PNG
 ``precompute_saliency_patches.py`` (PNG -> patch arrays), with the same flags (``--frames_root``,
 ``--sal_root`` for existing saliency PNG folders, ``--out_root``, ``--input_size``, ``--patch_size``,
 ``--threshold``). For each video it writes ``<out_root>/<relative path>.npy``: float32
-``[T, input_size / p, input_size / p]`` in {0, 1}, one slice per raw frame (specs/savimae.md §2, §3).
+``[T, input_size / p, input_size / p]`` in {0, 1}, one slice per raw frame (``docs/methods/savimae.md``).
 
 Frames are decoded in chunks and the saliency is computed for a whole chunk at once
 (:func:`snappix.masking.saliency.frame_saliency`); videos run in parallel worker processes with a

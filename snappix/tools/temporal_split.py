@@ -6,8 +6,8 @@ frames are written as the training clip, the rest as the validation clip (lossle
 
     python -m snappix.tools.temporal_split VIDEOS OUT --train_fraction 0.7
 
-Used for the finetuning sanity run on ``../shared/data/videos`` and by the quickstart's ``--data DIR``
-when the folder has no class sub-folders.
+Used for the finetuning sanity run on the real test clips (``$SNAPPIX_TEST_VIDEOS``) and by the
+quickstart's ``--data DIR`` when the folder has no class sub-folders.
 """
 
 from __future__ import annotations
