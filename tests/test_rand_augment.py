@@ -84,3 +84,16 @@ def test_rand_augment_policy_runs_every_op_on_grey_and_rgb():
         for name in ra.ops:
             out = ra.apply_op(clip, name, 0.8, sign=-1.0)
             assert out.shape == clip.shape and out.dtype == torch.uint8, name
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_enlarging_crop_resize_matches_torchvision(channels):
+    """MultiScaleCrop enlarges crops through OpenCV: torchvision's bilinear result up to rounding."""
+    from snappix.data.transforms import resize_up_uint8
+
+    clip = smooth_clip(5, channels, h=56, w=75, seed=9)
+    sub = clip[..., 7:7 + 41, 11:11 + 48]
+    ours = resize_up_uint8(sub, 56)
+    theirs = F.resize(sub, [56, 56], interpolation=BILINEAR, antialias=True)
+    assert ours.shape == (5, channels, 56, 56) and ours.dtype == torch.uint8
+    assert (ours.int() - theirs.int()).abs().max() <= 1

@@ -73,11 +73,19 @@ def _to_stack(clip: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(clip.reshape(t * c, h, w).permute(1, 2, 0).numpy())
 
 
-def _from_stack(stack: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+def _from_stack(stack: np.ndarray, like: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """``(H', W', T * C)`` -> ``(T, C, H', W')`` with ``like``'s T and C (``size = (H', W')``, default like's)."""
     t, c, h, w = like.shape
+    h, w = size or (h, w)
     if stack.ndim == 2:  # OpenCV drops a single channel axis
         stack = stack[..., None]
     return torch.from_numpy(np.ascontiguousarray(stack.transpose(2, 0, 1))).reshape(t, c, h, w)
+
+
+def warp_stack(clip: torch.Tensor, fn, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Apply an OpenCV image function ``fn((H, W, n) array) -> (H', W', n)`` to every frame of a uint8
+    clip ``(T, C, H, W)`` at once (in chunks of at most 128 channels); ``size = (H', W')`` if it changes."""
+    return _from_stack(_per_chunk(_to_stack(clip), fn), clip, size)
 
 
 def _per_chunk(stack: np.ndarray, fn) -> np.ndarray:
@@ -133,7 +141,7 @@ def warp_affine(clip: torch.Tensor, angle: float = 0.0, translate=(0.0, 0.0), sh
         return cv2.warpAffine(stack, m, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT,
                               borderValue=(float(fill),) * 4)
 
-    return _from_stack(_per_chunk(_to_stack(clip), warp), clip)
+    return warp_stack(clip, warp)
 
 
 _SHARPNESS_KERNEL = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], dtype=np.float32) / 13.0

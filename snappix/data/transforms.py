@@ -19,12 +19,14 @@ import math
 import random
 from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from .rand_augment import RAND_INCREASING_OPS, RAND_OPS, VideoRandAugment, parse_rand_augment  # noqa: F401
+from .rand_augment import warp_stack
 
 # SnapPix: mean / std of linear grey K710+SSV2 frames (docs/methods/snappix.md §1).
 K710_SSV2_MEAN = 0.2277
@@ -184,8 +186,21 @@ class MultiScaleCrop:
         top, left, ch, cw = self.params(*clip.shape[-2:], rng=rng)
         if params_out is not None:
             params_out.update(crop=(top, left, ch, cw), frame_size=tuple(clip.shape[-2:]))
+        if clip.dtype == torch.uint8 and ch <= self.size and cw <= self.size:  # enlarging: no anti-aliasing
+            return resize_up_uint8(clip[..., top:top + ch, left:left + cw], self.size)
         return F.resized_crop(clip, top, left, ch, cw, [self.size, self.size],
                               interpolation=InterpolationMode.BILINEAR, antialias=True)
+
+
+def resize_up_uint8(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear enlargement of a uint8 clip ``(T, C, h, w)`` to ``(T, C, size, size)`` (``h, w <= size``).
+
+    One OpenCV call on the stacked frames: torchvision's bilinear result (half-pixel centres) up to
+    rounding (at most 1 level), about 2x faster on a CPU. Only for enlarging, where anti-aliasing does
+    nothing; shrinking goes through torchvision's anti-aliased resize.
+    """
+    return warp_stack(clip, lambda stack: cv2.resize(stack, (size, size), interpolation=cv2.INTER_LINEAR),
+                      (size, size))
 
 
 # RandAugment lives in .rand_augment (OpenCV kernels); re-exported here.
