@@ -80,7 +80,8 @@ def main(argv=None) -> int:
         rows.append(RT.collect(name, run_dir, timings))
     notes = [
         "Top-1 on the validation clips: video-level, softmax averaged over the views (segments x crops) "
-        "of each clip, from each run's best single-view checkpoint. Tokens, GFLOPs (torch.utils.flop_counter, "
+        "of each clip, from each run's checkpoint-best.pth (the quickstart validates once, after the last "
+        "epoch, so that is the final model). Tokens, GFLOPs (torch.utils.flop_counter, "
         "one forward pass) and pixels read out are per 16-frame clip. Train time: wall time of run_finetuning.py "
         "(training, periodic validation and the multi-view test).",
     ]
