@@ -82,6 +82,8 @@ def test_quickstart_lists_class_folders(tmp_path):
     assert (out / "classes.txt").read_text().split() == ["jump", "run"]
     assert sorted(e.label for e in val) == [0, 1] and len(train) == 4
     assert all(os.path.isfile(e.path) for e in train + val)  # relative paths resolve from OUT
+    assert all(e.rel_path.startswith("videos/") for e in train + val)  # through OUT/videos, never "../"
+    assert quickstart_lists.main([str(root), str(out), "--val_fraction", "0.34"]) == 0  # a rerun reuses the link
     assert [e.rel_path for e in read_list(out / "pretrain.csv", "pretrain")] == [e.rel_path for e in train]
 
 

@@ -4,7 +4,8 @@
 
 * Videos in class sub-folders (``PREPROCESSED/<class>/<video>.mp4``): label = sub-folder name (sorted);
   the last ``--val_fraction`` of each class's videos (sorted by name, at least one when the class has
-  two or more) go to ``val.csv``. Paths in the lists are relative to OUT.
+  two or more) go to ``val.csv``. Paths in the lists are relative to OUT (the training scripts' ``--data_root``),
+  and never leave it: videos outside OUT are reached through a link ``OUT/videos -> PREPROCESSED``.
 * No sub-folders: one class per video, split in time by :mod:`snappix.tools.temporal_split` (the first
   ``--train_fraction`` of its frames for training, the rest for validation).
 
@@ -34,6 +35,24 @@ def class_folders(root: Path) -> dict[str, list[Path]]:
     return out
 
 
+def _inside(root: Path, out: Path) -> Path:
+    """``root`` itself when it lies inside ``out``, else the link ``out/videos`` pointing to it (created).
+
+    Raises:
+        SystemExit: ``out/videos`` exists and is something else.
+    """
+    root_abs, out_abs = Path(os.path.abspath(root)), Path(os.path.abspath(out))
+    if os.path.commonpath([root_abs, out_abs]) == str(out_abs):
+        return root
+    link = out / "videos"
+    if link.is_symlink() and link.resolve() == root.resolve():
+        return link
+    if link.exists() or link.is_symlink():
+        raise SystemExit(f"{link} exists and is not a link to {root}; choose another OUT folder")
+    os.symlink(root_abs, link, target_is_directory=True)
+    return link
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("videos", help="folder of preprocessed videos")
@@ -47,6 +66,8 @@ def main(argv=None) -> int:
     classes = class_folders(root)
     out.mkdir(parents=True, exist_ok=True)
     if len(classes) >= 2:
+        base = _inside(root, out)
+        classes = {name: [base / v.relative_to(root) for v in videos] for name, videos in classes.items()}
         train, val = [], []
         for label, (name, videos) in enumerate(classes.items()):
             n_val = max(1, int(round(len(videos) * args.val_fraction))) if len(videos) >= 2 else 0
