@@ -40,15 +40,26 @@ def scaled_lr(base_lr: float, batch_size: int, world_size: int = 1, acc_iters: i
 
 
 def scaled_lrs(lr: float, min_lr: float, warmup_lr: float, batch_size: int, world_size: int = 1,
-               acc_iters: int = 1, num_sample: int = 1, with_num_sample: bool = False) -> dict[str, float]:
+               acc_iters: int = 1, num_sample: int = 1, with_num_sample: bool = False,
+               rule: str = "linear") -> dict[str, float]:
     """:func:`scaled_lr` applied to ``lr``, ``min_lr`` and ``warmup_lr`` (all three, as VideoMAE).
+
+    ``rule="none"`` (``--lr_scale none``) returns the three values unscaled, for recipes that quote an
+    absolute lr (Saccade-VSSL: 0.1 at batch 16).
 
     Returns ``{"lr": ..., "min_lr": ..., "warmup_lr": ..., "total_batch": ...}``; the parsed flags
     stay unscaled so the saved ``config.yaml`` can be fed back through ``--config``.
+
+    Raises:
+        ValueError: an unknown ``rule``.
     """
     kw = dict(batch_size=batch_size, world_size=world_size, acc_iters=acc_iters, num_sample=num_sample,
               with_num_sample=with_num_sample)
     total = batch_size * world_size * acc_iters * (num_sample if with_num_sample else 1)
+    if rule == "none":
+        return {"lr": float(lr), "min_lr": float(min_lr), "warmup_lr": float(warmup_lr), "total_batch": total}
+    if rule != "linear":
+        raise ValueError(f"unknown lr scaling rule {rule!r}: linear or none")
     return {"lr": scaled_lr(lr, **kw), "min_lr": scaled_lr(min_lr, **kw),
             "warmup_lr": scaled_lr(warmup_lr, **kw), "total_batch": total}
 

@@ -126,9 +126,15 @@ def fit(args: argparse.Namespace, info: D.DistInfo, model: nn.Module, objective:
                             f"lower --batch_size or --acc_iters, or add data")
     check_warmup(args, steps)
     lrs = O.scaled_lrs(args.lr, args.min_lr, args.warmup_lr, args.batch_size, info.world_size, args.acc_iters,
-                       args.num_sample, args.lr_scale_with_num_sample)
-    lr_s, wd_s = S.build_schedules(lrs["lr"], lrs["min_lr"], lrs["warmup_lr"], args.weight_decay,
-                                   args.weight_decay_end, args.epochs, steps, args.warmup_epochs, args.warmup_steps)
+                       args.num_sample, args.lr_scale_with_num_sample, rule=getattr(args, "lr_scale", "linear"))
+    try:
+        lr_s, wd_s = S.build_schedules(lrs["lr"], lrs["min_lr"], lrs["warmup_lr"], args.weight_decay,
+                                       args.weight_decay_end, args.epochs, steps, args.warmup_epochs,
+                                       args.warmup_steps, getattr(args, "lr_sched", "cosine"),
+                                       getattr(args, "lr_decay_rate", 0.1), getattr(args, "lr_decay_epochs", None),
+                                       getattr(args, "lr_decay_steps", None))
+    except ValueError as e:
+        raise A.ConfigError(str(e)) from None
     log.info("total batch %d videos per step, lr %.3g (base %.3g), %d steps per epoch",
              lrs["total_batch"], lrs["lr"], args.lr, steps)
     model = model.to(info.device)
