@@ -19,7 +19,7 @@ import snappix.models  # noqa: F401  (registers the models)
 from snappix.engine.checkpoint import CheckpointError
 from snappix.engine.optim import param_groups
 from snappix.models.classifiers import CodedViTClassifier, VideoViTClassifier, count_parameters
-from snappix.engine.pretrained import load_pretrained
+from snappix.methods.pretrained import load_pretrained
 from snappix.models.convert import convert_state_dict
 from snappix.models.pos_embed import interpolate_pos_embed
 from snappix.models.registry import SNAPPIX_MODEL_ALIASES, resolve_model_name

@@ -16,6 +16,7 @@ from snappix.engine import args as A
 from snappix.engine import distributed as D
 from snappix.engine import loop as L
 from snappix.engine import runner as R
+from snappix.engine.method import Method
 from snappix.objectives import ClassificationLoss, topk_accuracy
 
 K = 4
@@ -212,13 +213,14 @@ def test_fit_passes_batch_transform(tmp_path):
                                            "0", "--output_dir", str(tmp_path), "--no_progress", "--lr", "1e-3",
                                            "--warmup_epochs", "0"])
     info = D.DistInfo()
-    loader, sampler = R.build_loader(Clips(), args, info, train=True)
     seen = []
 
-    def transform(batch):
+    def transform(batch, model):
+        assert isinstance(model, Classifier) and not torch.is_grad_enabled()  # the plug's hook: no_grad, model
         seen.append(batch["video"].shape[0])
         return VideoMixup(K).batch_transform(batch)
 
-    history = R.fit(args, info, Classifier(), ClassificationLoss(mixup_active=True), loader, sampler,
+    method = Method(model=Classifier(), objective=ClassificationLoss(mixup_active=True), train_set=Clips(),
                     model_inputs=(), batch_transform=transform)
+    history = R.fit(args, info, method)
     assert seen == [4, 4, 4] and math.isfinite(history["train"][0]["loss"])

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import snappix.models  # noqa: F401  (registers the models)
 from snappix.engine.optim import create_optimizer, param_groups
-from snappix.engine.pretrained import load_pretrained
+from snappix.methods.pretrained import load_pretrained
 from snappix.models.factory import classifier_from_flags
 from snappix.models.mamba_mixer import BiMambaMixer
 from snappix.models.videomamba import VideoMamba

@@ -28,7 +28,7 @@ import torch
 from conftest import REPO
 from snappix.engine import args as A
 from snappix.engine import checkpoint as C
-from snappix.engine.pretrained import load_pretrained
+from snappix.methods.pretrained import load_pretrained
 from snappix.sensor.patterns import PatternFileError, load_pattern
 
 pytestmark = pytest.mark.safety

@@ -53,7 +53,7 @@ def test_finetune_from_another_model_stops_before_training(tmp_path):
 
 def test_finetune_share_threshold_and_same_model_loads(tmp_path):
     import run_finetuning
-    from snappix.engine.pretrained import load_pretrained
+    from snappix.methods.pretrained import load_pretrained
 
     args = run_finetuning.build_parser().parse_args([*MODEL, "--data_path", "x"])
     assert args.finetune_min_loaded == 0.5

@@ -13,11 +13,10 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from snappix.engine.checkpoint import load_checkpoint
+from snappix.engine.distributed import is_main_process, unwrap_model
+from snappix.engine.state_dicts import LoadReport, ModelMismatchError, load_state_dict_report, loaded_share
 from snappix.models.convert import ConversionReport, convert_state_dict
-
-from .checkpoint import load_checkpoint
-from .distributed import is_main_process, unwrap_model
-from .state_dicts import LoadReport, ModelMismatchError, load_state_dict_report, loaded_share
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """PNG grids of what a coded MAE sees and reconstructs: original frames, coded image, reconstruction.
 
-Used by ``run_pretraining.py --save_recon N``.
+Used by ``run_pretraining.py --save_recon N`` (:mod:`snappix.methods.masked_video`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,76 @@
+"""The multi-view test of a finetuned classifier: after training (``--test_best``, on
+``checkpoint-best.pth``) and alone (``--eval``): every test video x ``--test_num_segment`` x
+``--test_num_crop`` views, softmax averaged per video, gathered across ranks
+(:func:`snappix.engine.multiview.multiview_test`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from snappix.engine import checkpoint as C
+from snappix.engine import distributed as D
+from snappix.engine.multiview import multiview_test
+
+from .classification import build_classifier, eval_loader, make_dataset, resolve_lists
+from .pretrained import load_pretrained
+
+log = logging.getLogger(__name__)
+
+
+def find_eval_checkpoint(output_dir: str | None) -> str | None:
+    """``checkpoint-best.pth`` if present, else the newest readable checkpoint, else None."""
+    if not output_dir:
+        return None
+    best = C.checkpoint_path(output_dir, "best")
+    return best if os.path.isfile(best) else C.latest_checkpoint(output_dir)
+
+
+def run_test(args, info, model, test_path: str, checkpoint: str | None, tag: str) -> dict:
+    """Load ``checkpoint`` (if given) into ``model`` and run the multi-view test; returns the summary."""
+    if checkpoint:
+        state = C.load_checkpoint(checkpoint)
+        if "model" not in state:
+            raise C.CheckpointError(f"{checkpoint} has no 'model' entry: not a checkpoint of run_finetuning.py "
+                                    "(pretrained weights go to --finetune)")
+        C.require_match(model, state["model"], checkpoint, "--resume" if checkpoint == args.resume else "--eval")
+        report = C.load_state_dict_report(D.unwrap_model(model), state["model"])
+        log.info("testing %s (epoch %s)%s", checkpoint, state.get("epoch"), "" if report.ok else f": {report}")
+    names = None
+    if args.class_names:
+        with open(args.class_names) as f:
+            names = [line.strip() for line in f if line.strip()]
+    dataset = make_dataset(args, test_path, "test")
+    out = os.path.join(args.output_dir, tag) if args.output_dir else None
+    return multiview_test(model.to(info.device), eval_loader(args, info, dataset), info.device, args.precision,
+                          output_dir=out, class_names=names, unreadable=args.test_unreadable)
+
+
+def after_fit(args: argparse.Namespace, info: D.DistInfo, history: dict) -> dict:
+    """``--test_best``: the multi-view test of ``checkpoint-best.pth`` (else the final weights) after
+    training, stored as ``history["test"]`` and in ``output_dir/test``."""
+    test_list = resolve_lists(args)[2]
+    if args.test_best and test_list:
+        best = C.checkpoint_path(args.output_dir, "best") if args.output_dir else None
+        history["test"] = run_test(args, info, history["model"], test_list,
+                                   best if best and os.path.isfile(best) else None, "test")
+    return history
+
+
+def evaluate_only(args: argparse.Namespace, info: D.DistInfo) -> dict:
+    """``--eval``: the multi-view test of ``--resume``, else the run's best / latest checkpoint, else the
+    ``--finetune`` weights.
+
+    Raises:
+        FileNotFoundError: no checkpoint in ``--output_dir`` and no ``--resume`` / ``--finetune``.
+    """
+    model, _ = build_classifier(args)
+    checkpoint = args.resume or find_eval_checkpoint(args.output_dir)
+    if checkpoint is None and args.finetune:
+        load_pretrained(model, args.finetune, trusted=args.trust_checkpoint, min_loaded=args.finetune_min_loaded)
+    elif checkpoint is None:
+        raise FileNotFoundError(f"--eval: no checkpoint-best.pth or checkpoint-latest.pth in {args.output_dir} "
+                                "and no --resume / --finetune given")
+    return {"test": run_test(args, info, model, resolve_lists(args)[2], checkpoint, "test")}
