@@ -192,9 +192,19 @@ def convert_state_dict(model: nn.Module, state: Mapping[str, Any], *, model_keys
     report = report or ConversionReport()
     own = module.state_dict()
     own_params = dict(module.named_parameters())
-    raw = _select(state, model_keys)
     prefixes = [p for p in prefixes if not any(k.startswith(p) for k in own)]
+    out = _strip_prefixes(_select(state, model_keys), prefixes, report)
+    out = _model_remap(module, out, report)
+    converted = _rename(out, own, norm_to_fc_norm, report)
+    _adapt_pos_embed(module, converted, own_params, old_grid, pos_interp_mode, report)
+    _adapt_patch_embed(converted, own, report)
+    _settle_annealing(out, converted, own, report)
+    _check_pattern(module, converted, report)
+    return converted, report
 
+
+def _strip_prefixes(raw: Mapping[str, Any], prefixes: Sequence[str], report: ConversionReport) -> dict[str, Any]:
+    """Step 2: tensors under their names without ``prefixes``; non-tensor entries go to ``report.dropped``."""
     out: dict[str, torch.Tensor] = {}
     for key, value in raw.items():
         if not isinstance(value, torch.Tensor):
@@ -205,13 +215,23 @@ def convert_state_dict(model: nn.Module, state: Mapping[str, Any], *, model_keys
             out[new] = value  # plain prefix stripping is not listed as a rename
         else:
             out[key] = value
+    return out
+
+
+def _model_remap(module: nn.Module, out: dict[str, Any], report: ConversionReport) -> dict[str, Any]:
+    """Step 3: the model's own ``remap_state_dict`` hook, if any; keys it renamed are listed in ``report``."""
     remap = getattr(module, "remap_state_dict", None)
     if callable(remap):
         before = set(out)
         takes_report = "report" in inspect.signature(remap).parameters  # VideoMamba notes its resampling
         out = dict(remap(out, report=report) if takes_report else remap(out))
         report.renamed.extend((k, "(model remap)") for k in sorted(before - set(out)))
+    return out
 
+
+def _rename(out: Mapping[str, Any], own: Mapping[str, torch.Tensor], norm_to_fc_norm: bool,
+            report: ConversionReport) -> dict[str, torch.Tensor]:
+    """Steps 4-5: generic renames to ``own``'s names and the decoder / unused-norm / fixed-table drops."""
     converted: dict[str, torch.Tensor] = {}
     for key, value in out.items():
         if key.startswith(DECODER_KEYS):
@@ -240,8 +260,16 @@ def convert_state_dict(model: nn.Module, state: Mapping[str, Any], *, model_keys
         if new != key:
             report.renamed.append((key, new))
         converted[new] = value
+    return converted
 
-    # learned position table of another grid
+
+def _adapt_pos_embed(module: nn.Module, converted: dict[str, torch.Tensor], own_params: Mapping[str, torch.Tensor],
+                     old_grid: Sequence[int] | None, pos_interp_mode: str, report: ConversionReport) -> None:
+    """Step 6: a learned position table of another token grid, resampled in place in ``converted``.
+
+    Raises:
+        ValueError: the checkpoint table's grid cannot be inferred and ``old_grid`` is not given.
+    """
     pos = converted.get("pos_embed")
     if pos is not None and "pos_embed" in own_params and pos.shape != own_params["pos_embed"].shape:
         new_grid = tuple(int(v) for v in module.grid)
@@ -252,7 +280,10 @@ def convert_state_dict(model: nn.Module, state: Mapping[str, Any], *, model_keys
             converted["pos_embed"] = table.reshape(own_params["pos_embed"].shape)
             report.adapted.append(f"pos_embed interpolated from grid {grid_old} to {new_grid} ({pos_interp_mode})")
 
-    # RGB <-> grey patch embedding / first conv
+
+def _adapt_patch_embed(converted: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor],
+                       report: ConversionReport) -> None:
+    """Step 6: RGB <-> grey patch embedding / first conv, adapted in place in ``converted``."""
     for key in ("patch_embed.proj.weight",):
         if key in converted and key in own and converted[key].shape != own[key].shape:
             adapted = _adapt_in_chans(converted[key], own[key])
@@ -260,14 +291,14 @@ def convert_state_dict(model: nn.Module, state: Mapping[str, Any], *, model_keys
                 report.adapted.append(f"{key}: {converted[key].shape[1]} -> {own[key].shape[1]} input channels")
                 converted[key] = adapted
 
-    # a trained TPAMI pattern from a foreign checkpoint (which does not save the annealing counter) must not
-    # be re-annealed with noise: its counter is set to "done"
+
+def _settle_annealing(out: Mapping[str, Any], converted: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor],
+                      report: ConversionReport) -> None:
+    """A trained TPAMI pattern from a foreign checkpoint (which does not save the annealing counter) must not
+    be re-annealed with noise: its counter is set to "done" in ``converted``."""
     if (any(k in out for k in SENSOR_KEYS) and "sensor.anneal_left" in own and "sensor.anneal_left" not in converted):
         converted["sensor.anneal_left"] = torch.zeros_like(own["sensor.anneal_left"])
         report.adapted.append("sensor.anneal_left set to 0: the loaded pattern is trained, no noise annealing")
-
-    _check_pattern(module, converted, report)
-    return converted, report
 
 
 def _check_pattern(module: nn.Module, converted: Mapping[str, torch.Tensor], report: ConversionReport) -> None:
