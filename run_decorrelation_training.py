@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """SnapPix decorrelation training: learn a coded-exposure pattern whose coded pixels are decorrelated.
 
-Thin entry point: flags -> :func:`snappix.engine.decorrelation.run`. Modes (SnapPix's flags):
+Thin entry point: :func:`snappix.decorrelation.cli.main` (flags) -> :func:`snappix.decorrelation.run.run`.
+Modes (SnapPix's flags):
 
     python run_decorrelation_training.py --data_path LIST_OR_FOLDER --output_dir OUT [--patch_norm_coded] ...
     python run_decorrelation_training.py --data_path ... --only_run_two_baselines
@@ -12,7 +13,7 @@ See ``docs/decorrelation_protocol.md`` for the evaluation protocol and the refer
 """
 import sys
 
-from snappix.engine.decorrelation import main
+from snappix.decorrelation.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

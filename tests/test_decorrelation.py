@@ -140,7 +140,7 @@ class _FakeSource:
 
 
 def test_protocol_windows():
-    from snappix.engine.decorrelation_data import protocol_windows, train_windows
+    from snappix.decorrelation.data import protocol_windows, train_windows
 
     wins = protocol_windows(_FakeSource([280, 57, 32, 164, 300]), 16, 4, 32)
     per_video = np.bincount([v for v, _ in wins])
@@ -160,8 +160,8 @@ def test_protocol_windows():
 # ------------------------------------------------------------------------------------------- real data
 @needs_patterns
 def test_reference_figures_on_the_real_clips(videos_dir):
-    from snappix.engine.decorrelation import evaluate
-    from snappix.engine.decorrelation_data import GreyClipSource, list_videos, protocol_windows
+    from snappix.decorrelation.evaluate import evaluate
+    from snappix.decorrelation.data import GreyClipSource, list_videos, protocol_windows
 
     source = GreyClipSource(list_videos(videos_dir), preprocess="snappix")
     windows = protocol_windows(source, 16, 4, 32)
@@ -195,7 +195,7 @@ def _log(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("objective", ["minibatch", "moments"])
 def test_run_script_trains_saves_and_resumes(tiny_videos, tmp_path, objective):
-    from snappix.engine.decorrelation import main
+    from snappix.decorrelation.cli import main
 
     out = tmp_path / "out"
     common = ["--data_path", str(tiny_videos), "--input_size", "32", "--num_frames", "8", "--sampling_rate", "2",
@@ -221,7 +221,7 @@ def test_run_script_trains_saves_and_resumes(tiny_videos, tmp_path, objective):
 
 
 def test_run_script_deterministic(tiny_videos, tmp_path):
-    from snappix.engine.decorrelation import main
+    from snappix.decorrelation.cli import main
 
     args = ["--data_path", str(tiny_videos), "--input_size", "32", "--num_frames", "8", "--sampling_rate", "2",
             "--batch_size", "4", "--num_sample", "4", "--epochs", "2", "--lr", "0.01", "--no_progress"]
@@ -231,7 +231,7 @@ def test_run_script_deterministic(tiny_videos, tmp_path):
 
 
 def test_run_script_test_and_baseline_modes(tiny_videos, tmp_path, capsys):
-    from snappix.engine.decorrelation import main
+    from snappix.decorrelation.cli import main
 
     pattern = CodedExposure(num_frames=8, tile_size=8, generator=torch.Generator().manual_seed(0)).get_pattern()
     torch.save(pattern, tmp_path / "p.pth")

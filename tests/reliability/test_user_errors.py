@@ -81,7 +81,7 @@ def test_warmup_error_speaks_in_the_unit_the_user_set():
 def _parsers():
     import run_finetuning
     import run_pretraining
-    from snappix.engine import decorrelation
+    from snappix.decorrelation import cli as decorrelation
     from snappix.tools import check_data, preprocess_cli
 
     return {"run_pretraining.py": run_pretraining.build_parser(), "run_finetuning.py": run_finetuning.build_parser(),

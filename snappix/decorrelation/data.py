@@ -1,8 +1,8 @@
 """Clips for decorrelation pattern learning: grey linear frames, SnapPix windows, in-memory cache.
 
-SnapPix learns its exposure pattern on ``HybridVideoMAE`` clips (``docs/methods/snappix.md`` §2, §7): videos already
-preprocessed to linear grey with short side 112, one 16-frame window per video per epoch at a random
-offset (sampling rate 4), a 112 x 112 centre crop and no augmentation; validation windows are
+SnapPix (https://arxiv.org/abs/2504.04535) learns its exposure pattern on clips of videos already
+preprocessed to linear grey with short side 112 (``docs/methods/snappix.md`` sections 2 and 7): one 16-frame window per video per epoch at a
+random offset (sampling rate 4), a 112 x 112 centre crop and no augmentation; validation windows are
 deterministic. This module provides exactly that, plus:
 
 * ``preprocess="snappix"``: apply the SnapPix preprocessing (:func:`snappix.data.preprocessing.preprocess_frame`:
@@ -16,9 +16,10 @@ deterministic. This module provides exactly that, plus:
   validation window ``k * rate`` clamped to ``L - 1`` (``stride = 0``: that window only, for every video,
   which is SnapPix's own validation).
 
-Bad videos: every video is opened (and, with ``cache``, decoded) when the source is built; failures are
-written to ``<log_dir>/bad_videos.txt`` (``path<TAB>reason``) and dropped; when more than
-``max_bad_fraction`` of the videos fail, :class:`snappix.data.datasets.TooManyBadVideos` names them.
+Bad videos: every video is opened (and, with ``cache``, decoded) when the source is built. Failures go
+through the tracker the datasets use (:class:`snappix.data.bad_videos.BadVideoTracker`): one warning and
+one ``bad_videos.txt`` line each, and the same stopping rule (``--max_bad_fraction``, counted over the
+listed videos); a source with no readable video at all always stops.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from snappix.data.datasets import BAD_VIDEOS_FILE, TooManyBadVideos
+from snappix.data.bad_videos import BadVideoTracker, TooManyBadVideos
 from snappix.data.lists import read_list
 from snappix.data.sampling import sampling_rate_for_path, snappix_pretrain_indices
 from snappix.data.video import VideoDecodeError, open_video
@@ -43,29 +44,30 @@ PREPROCESS_MODES = ("none", "snappix")
 Window = tuple[int, np.ndarray]  # (video index, int64 frame indices)
 
 
-def list_videos(data_path: str | os.PathLike, data_root: str = "") -> list[str]:
+def list_videos(data_path: str | os.PathLike, data_root: str = "", allow_outside_root: bool = False) -> list[str]:
     """Video paths of a data set given as a folder or a list file.
 
     Args:
         data_path: a folder (every non-hidden file with a suffix in :data:`VIDEO_SUFFIXES`, recursively,
-            sorted), or a
-            pretraining list (``path start_idx total_frames``, SnapPix's ``path 0 -1``; rows with
-            ``total_frames >= 0`` are frame folders).
+            sorted), or a pretraining list (``path start_idx total_frames``, SnapPix's ``path 0 -1``; rows
+            with ``total_frames >= 0`` are frame folders).
         data_root: prefix joined to the list's paths (ignored for a folder).
+        allow_outside_root: accept list rows that are absolute or lead out of ``data_root``
+            (:func:`snappix.data.lists.read_list`).
 
     Returns:
         Paths as strings, in folder-sorted or list order.
 
     Raises:
         FileNotFoundError: ``data_path`` does not exist; ``ValueError``: an empty folder or list.
-        snappix.data.lists.ListFormatError: a malformed list row.
+        snappix.data.lists.ListFormatError: a malformed list row (or one outside ``data_root``).
     """
     path = Path(data_path)
     if path.is_dir():
         paths = sorted(str(p) for p in path.rglob("*")
                        if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
     elif path.is_file():
-        paths = [e.path for e in read_list(path, "pretrain", data_root)]
+        paths = [e.path for e in read_list(path, "pretrain", data_root, allow_outside_root=allow_outside_root)]
     else:
         raise FileNotFoundError(f"data path not found: {path}")
     if not paths:
@@ -94,7 +96,10 @@ class GreyClipSource:
         backend: video backend for :func:`snappix.data.video.open_video` (None: its default).
         num_workers: threads decoding videos in parallel when building the cache.
         log_dir: where ``bad_videos.txt`` goes (None: nowhere).
-        max_bad_fraction: allowed fraction of unreadable videos before raising.
+        max_bad_fraction: the tracker's allowed fraction of unreadable videos.
+
+    Attributes:
+        paths, lengths: the readable videos and their frame counts; ``bad``: ``(path, reason)`` of the others.
 
     Raises:
         ValueError: bad ``preprocess``/sizes; TooManyBadVideos: too many unreadable videos (or all).
@@ -110,16 +115,19 @@ class GreyClipSource:
         self.input_size, self.preprocess = input_size, preprocess
         self.short_side = short_side or input_size
         self.cache, self.backend = cache, backend
-        self.bad: list[tuple[str, str]] = []
         loader = self._load_all if cache else self._probe
         with ThreadPoolExecutor(max(1, num_workers)) as pool:
             results = list(pool.map(loader, paths))
+        tracker = BadVideoTracker(log_dir, max_bad_fraction, num_rows=len(paths), paths=list(paths))
+        self.bad: list[tuple[str, str]] = []
         self.paths: list[str] = []
         self.lengths: list[int] = []
         self._frames: list[np.ndarray] = []
-        for path, res in zip(paths, results):
+        for row, (path, res) in enumerate(zip(paths, results)):
+            tracker.tried(row)
             if isinstance(res, str):
                 self.bad.append((path, res))
+                tracker.record(path, res, None, row=row)
                 continue
             self.paths.append(path)
             if cache:
@@ -127,14 +135,10 @@ class GreyClipSource:
                 self.lengths.append(len(res))
             else:
                 self.lengths.append(res)
-        if self.bad and log_dir:
-            os.makedirs(log_dir, exist_ok=True)
-            with open(os.path.join(log_dir, BAD_VIDEOS_FILE), "a", encoding="utf-8") as f:
-                f.writelines(f"{p}\t{r}\n" for p, r in self.bad)
-        if not self.paths or len(self.bad) > max_bad_fraction * len(paths):
+        if not self.paths:
             listed = "; ".join(f"{p}: {r}" for p, r in self.bad[:10])
-            raise TooManyBadVideos(f"{len(self.bad)} of {len(paths)} videos could not be read "
-                                   f"(allowed fraction {max_bad_fraction}): {listed}")
+            raise TooManyBadVideos(f"none of the {len(paths)} videos could be read: {listed}")
+        tracker.check(scope="every listed video, read at start-up")
 
     # ------------------------------------------------------------------ decoding
     def _grey(self, rgb: np.ndarray) -> np.ndarray:
@@ -200,6 +204,9 @@ def train_windows(source: GreyClipSource, num_frames: int, sampling_rate: int, n
     Args:
         multiplicity: optional per-video factor (>= 1): video ``v`` gets ``num_sample * multiplicity[v]``
             windows (e.g. its number of :func:`protocol_windows`, so long videos weigh as in validation).
+
+    Returns:
+        ``(video, indices)`` pairs; ``indices`` is an int64 array of ``num_frames`` frame numbers.
     """
     out: list[Window] = []
     for v, length in enumerate(source.lengths):
