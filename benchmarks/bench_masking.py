@@ -40,10 +40,10 @@ import torch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from snappix.data.video import open_video  # noqa: E402
+from snappix.data.video import VIDEO_SUFFIXES, open_video  # noqa: E402
 from snappix.masking.kcenter import kcenter_greedy_pairwise, kcenter_select, patch_points  # noqa: E402
 from snappix.masking.saliency import frame_saliency, patch_saliency  # noqa: E402
-from snappix.tools.saliency import VIDEO_EXTS, video_patch_saliency  # noqa: E402
+from snappix.tools.saliency import video_patch_saliency  # noqa: E402
 
 from proc_memory import reset_peak, status_kib  # noqa: E402  (benchmarks/, on sys.path as the script's folder)
 
@@ -81,7 +81,7 @@ def real_clip_patches(videos_dir: str, batch: int = 8, frames: int = 29, side: i
         return None
     clips = []
     for name in sorted(os.listdir(videos_dir)):
-        if name.lower().endswith(VIDEO_EXTS):
+        if name.lower().endswith(VIDEO_SUFFIXES):
             with open_video(os.path.join(videos_dir, name)) as r:
                 if r.num_frames >= frames:
                     clips.append(r.get_frames(np.arange(r.num_frames)))
@@ -174,7 +174,7 @@ def bench_saliency(videos_dir: str, input_size: int, patch_size: int, threshold:
     from PIL import Image
 
     torch.set_num_threads(1)
-    paths = sorted(os.path.join(videos_dir, f) for f in os.listdir(videos_dir) if f.lower().endswith(VIDEO_EXTS))
+    paths = sorted(os.path.join(videos_dir, f) for f in os.listdir(videos_dir) if f.lower().endswith(VIDEO_SUFFIXES))
     if not paths:
         print(f"saliency: no videos in {videos_dir}; skipped")
         return

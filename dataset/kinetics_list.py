@@ -45,6 +45,7 @@ if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
 
 from _common import (USER_ERRORS, InputError, ListFormatError, basename, fail, join_rel,  # noqa: E402
                      require_dir, require_file, stem, write_list, write_text_lines)
+from snappix.data.video import find_videos  # noqa: E402  (importable once _common ran)
 
 REQUIRED_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 PATH_LABEL_COLUMNS = ("path", "label")
@@ -146,23 +147,18 @@ def path_under(raw: str, video_dir: str) -> str | None:
 
 
 def index_videos(video_dir: str, ext: str) -> tuple[dict[str, str], int]:
-    """File name -> path relative to ``video_dir`` (POSIX) for every ``*ext`` file below it.
+    """File name -> path relative to ``video_dir`` (POSIX) for every ``*ext`` file below it (hidden files
+    skipped; found by :func:`snappix.data.video.find_videos`, following folder links).
 
     Returns the index and the number of names found more than once (the first, in sorted walk
     order, is kept).
     """
     index, repeated = {}, 0
-    ext = ext.lower()
-    for root, dirs, files in os.walk(video_dir, followlinks=True):
-        dirs.sort()
-        rel_root = os.path.relpath(root, video_dir)
-        for name in sorted(files):
-            if not name.lower().endswith(ext) or name.startswith("."):
-                continue
-            if name in index:
-                repeated += 1
-                continue
-            index[name] = name if rel_root == "." else f"{rel_root.replace(os.sep, '/')}/{name}"
+    for path in find_videos(video_dir, (ext,), hidden=False):
+        if path.name in index:
+            repeated += 1
+            continue
+        index[path.name] = os.path.relpath(path, video_dir).replace(os.sep, "/")
     return index, repeated
 
 

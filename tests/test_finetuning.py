@@ -16,7 +16,8 @@ import snappix.models  # noqa: F401
 from conftest import REPO
 from snappix.data.lists import write_list
 from snappix.data.mixup import VideoMixup
-from snappix.data.synthetic import render_clip, write_video
+from snappix.data.synthetic import render_clip
+from snappix.data.video_writer import write_video
 from snappix.engine.loop import train_one_epoch
 from snappix.objectives import ClassificationLoss
 

@@ -168,7 +168,8 @@ def test_masks_fit_both_pretraining_models():
 
 
 def test_tiny_coded_pretraining_run_with_kcenter_masks(tmp_path):
-    from snappix.data.synthetic import render_clip, write_video
+    from snappix.data.synthetic import render_clip
+    from snappix.data.video_writer import write_video
 
     rng = np.random.default_rng(0)
     for i in range(4):

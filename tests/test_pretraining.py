@@ -14,7 +14,8 @@ import torch
 
 from conftest import REPO, shared_videos_dir
 from snappix.data.lists import write_list
-from snappix.data.synthetic import render_clip, write_video
+from snappix.data.synthetic import render_clip
+from snappix.data.video_writer import write_video
 from snappix.engine.checkpoint import load_checkpoint
 
 PATTERNS = REPO.parent / "shared" / "data" / "snappix_patterns"

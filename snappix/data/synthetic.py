@@ -13,7 +13,8 @@ at 1-2 px per frame; the class is that direction of motion, one of
 * 16 frames, or a coded exposure that time-stamps the pixels of each tile, can.
 
 Frames pass through a simple sensor model (per-clip exposure gain and offset, slow flicker, shot-like
-noise proportional to sqrt(intensity) plus read noise) and are encoded as H.264 with PyAV. The data
+noise proportional to sqrt(intensity) plus read noise) and are encoded as H.264 with PyAV
+(:func:`snappix.data.video_writer.write_video`). The data
 are a function of the seed alone: clip ``i`` of seed ``s`` is rendered with
 ``numpy.random.default_rng([s, i])`` so adding clips never changes the existing ones.
 
@@ -26,9 +27,10 @@ from __future__ import annotations
 
 import math
 import os
-from fractions import Fraction
 
 import numpy as np
+
+from .video_writer import write_video
 
 DIRECTIONS = ("E", "NE", "N", "NW", "W", "SW", "S", "SE")
 SHAPES = ("disc", "square", "triangle", "ring", "diamond")
@@ -169,29 +171,6 @@ def render_clip(label: int, num_frames: int = 48, height: int = 120, width: int 
         level = level + rng.normal(0, 1, level.shape).astype(np.float32) * (shot * np.sqrt(level) + read_noise)
         frames[t] = np.clip(level * 255 + 0.5, 0, 255).astype(np.uint8)
     return frames
-
-
-def write_video(path: str, frames: np.ndarray, fps: int = 25) -> None:
-    """Encode uint8 RGB frames ``(T, H, W, 3)`` as H.264 (crf 18, yuv420p, one encoder thread) with PyAV.
-
-    Raises:
-        ValueError: frames not ``(T, H, W, 3)`` uint8 with even H and W (yuv420p needs them).
-    """
-    import av
-
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"{path}: frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
-    if frames.shape[1] % 2 or frames.shape[2] % 2:
-        raise ValueError(f"{path}: H.264 yuv420p needs even sizes, got {frames.shape[1]}x{frames.shape[2]}")
-    with av.open(path, "w") as out:
-        stream = out.add_stream("libx264", rate=Fraction(fps))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}  # 1 thread: same bytes everywhere
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
 
 
 def clip_rng(seed: int, index: int) -> np.random.Generator:

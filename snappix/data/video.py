@@ -8,6 +8,10 @@
   ``indices`` (repeats allowed);
 * ``reader.close()`` (also a context manager).
 
+Finding video files in a folder tree: :func:`find_videos` (suffixes :data:`VIDEO_SUFFIXES`, or the
+user's list normalised by :func:`parse_formats`). Sequential OpenCV reading of source videos for
+preprocessing is in :mod:`snappix.data.video_capture`; writing in :mod:`snappix.data.video_writer`.
+
 Backends: ``decord`` (default; VideoMAE / SnapPix), ``pyav`` (bundled FFmpeg, exact sequential
 decoding), ``frames`` (a folder of jpg/png frames, sorted by name), ``torchcodec`` (when installed
 and loadable). Every failure to open or decode raises :class:`VideoDecodeError` carrying the path
@@ -19,12 +23,15 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 BACKENDS = ("decord", "pyav", "frames", "torchcodec")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
+#: suffixes of video files looked for in folders (lower case, dotted): every tool and script uses these
+VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
 
 
 class VideoDecodeError(RuntimeError):
@@ -303,3 +310,70 @@ def open_video(path: str | os.PathLike, backend: str | None = None, num_threads:
     if backend not in _READERS:
         raise ValueError(f"unknown video backend {backend!r}; valid: {list(BACKENDS)}")
     return _READERS[backend](path, num_threads=num_threads)
+
+
+# ----------------------------------------------------------------------------------------------
+# Finding video files
+# ----------------------------------------------------------------------------------------------
+
+
+def parse_formats(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """Normalise ``".mp4,.avi"`` / ``["mp4", ".AVI"]`` to lower-case dotted suffixes ``(".mp4", ".avi")``.
+
+    Blank items are dropped and repeats kept once, in first-seen order.
+
+    Raises:
+        ValueError: no suffix given.
+    """
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out: list[str] = []
+    for item in items:
+        item = item.strip().lower()
+        if item:
+            item = item if item.startswith(".") else "." + item
+            if item not in out:
+                out.append(item)
+    if not out:
+        raise ValueError(f"no input format given in {spec!r}")
+    return tuple(out)
+
+
+def is_part_file(name: str) -> bool:
+    """True for the hidden temporaries ``.<stem>.part.<suffix>`` that atomic writers leave while working."""
+    return name.startswith(".") and ".part." in name
+
+
+def find_videos(root: str | os.PathLike, suffixes: str | Sequence[str] = VIDEO_SUFFIXES,
+                exclude: str | os.PathLike | None = None, *, hidden: bool = True,
+                follow_links: bool = True) -> list[Path]:
+    """Every video file below ``root``: names whose suffix is in ``suffixes``, case-insensitively.
+
+    Args:
+        root: folder walked recursively (a missing folder gives ``[]``).
+        suffixes: ``".mp4,.avi"`` or a sequence, normalised by :func:`parse_formats`.
+        exclude: a folder not entered (e.g. an output folder inside the input folder).
+        hidden: also return dot-files (the ``.<stem>.part.<suffix>`` temporaries of atomic writers
+            are skipped either way).
+        follow_links: enter linked folders (a link loop then never ends: keep False for trees that
+            may link to themselves).
+
+    Returns:
+        ``Path``\ s (``root`` joined with the relative path) in walk order: a folder's files by name,
+        then its sub-folders by name, recursively.
+
+    Raises:
+        ValueError: no suffix given.
+    """
+    suffixes = parse_formats(suffixes)
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=follow_links):
+        dirs.sort()
+        if excluded is not None:
+            dirs[:] = [d for d in dirs if Path(folder, d).resolve() != excluded]
+        for name in sorted(files):
+            if is_part_file(name) or (not hidden and name.startswith(".")):
+                continue
+            if os.path.splitext(name)[1].lower() in suffixes:
+                found.append(Path(folder, name))
+    return found

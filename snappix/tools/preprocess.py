@@ -17,33 +17,9 @@ The grey frames are written as an ``.mp4`` with the source's frame rate, under t
 (``IN/a/b/x.webm -> OUT/a/b/x.mp4``) or, with ``flat=True``, as SnapPix did, ``OUT/<stem>.mp4``.
 Sources are read with ``cv2.VideoCapture`` (BGR uint8), as in SnapPix.
 
-Codec
------
-Default ``libx264``: H.264 **lossless** (``qp=0``), 4:0:0 grey (``pix_fmt=gray``), flagged **full range**
-(``color_range=JPEG``), written through PyAV. Decoding it gives back exactly the grey values computed
-by the three steps above, with decord (``VideoReader(...)[i][..., 0]``, the training reader), with PyAV
-(``to_ndarray(format="rgb24")[..., 0]`` or ``format="gray"``) and with ``cv2.VideoCapture``.
-Measured on the five clips of ``shared/data/videos`` (demo.mp4, demo_spatiotemporal_det.mp4,
-rawvideo_dataset_part_0.mp4, test.mp4, test.avi; 32-300 frames, 340x256 and 320x240), decoded
-output versus the formula: **max abs error 0, mean 0.000 grey levels** for all three readers.
-
-Why not the alternatives (same clips, same measurement):
-
-* ``mp4v`` (OpenCV ``VideoWriter``, MPEG-4 part 2, what SnapPix used; available here as
-  ``codec="mp4v"`` for compatibility): lossy, **max abs error 30-41, mean 1.66-2.32 levels** per clip,
-  25-36 % of pixels off by more than 2. OpenCV's writer also drops the last row/column of odd sizes
-  (UCF101 320x240 -> 149x112 is stored as 148x112).
-* lossy H.264 (``crf`` 10 / 16, measured on the three 340x256 demo clips): max 12-29 / 35-57, mean
-  0.5-1.2 / 1.0-2.1 levels. The linearised frames are dark with fine detail, which lossy coding does
-  not keep within a couple of levels.
-* lossless H.264 in the default *limited* range (writing grey through ``yuv420p`` as libswscale
-  does): max 1, mean about 0.4 levels (the 255 -> 219 levels quantisation). Writing the grey values
-  raw into Y *without* the full-range flag is much worse (max 20, mean 5.5-7.7: every reader expands
-  16-235 to 0-255), which is why the flag matters.
-
-Cost: lossless files are 3.2-3.7x the ``mp4v`` ones (demo.mp4, 280 frames at 148x112: 1.29 MB versus
-0.38 MB; test.mp4, 300 frames: 2.4 MB versus 0.65 MB), i.e. 4.5-8 kB per frame; encoding (x264
-``medium``) takes well under the decoding time of the source.
+The codec (default: lossless, full-range H.264 grey) and why it was chosen over SnapPix's ``mp4v``
+are described, with measurements, in :mod:`snappix.data.video_writer`; sources are read by
+:func:`snappix.data.video_capture.read_frames` and found by :func:`snappix.data.video.find_videos`.
 
 Operation (:func:`preprocess_tree`, CLI :func:`main`): a process pool (``cores``), a tqdm bar, outputs
 that already exist are skipped (resumable; each output is written to a hidden ``.<stem>.part.mp4``
@@ -62,16 +38,16 @@ import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import cv2
-import numpy as np
 
 from snappix.data.preprocessing import output_size, preprocess_frame, srgb_to_linear_lut  # noqa: F401  (re-exported)
-from snappix.tools.gray_video_writer import CODECS, GrayVideoWriter, verify_output
+from snappix.data.video import find_videos, parse_formats  # noqa: F401  (re-exported)
+from snappix.data.video_capture import VideoReadError, header_frame_count, is_partial, read_frames
+from snappix.data.video_writer import CODECS, GrayVideoWriter, verify_output
 from snappix.tools.preprocess_report import (DUPLICATE_LOG, FAILED_LOG, PARTIAL_LOG, Summary,  # noqa: F401
                                              failure_reason)
-from snappix.tools.source_frames import header_frame_count, is_partial
 
 __all__ = [
     "CODECS",
@@ -96,11 +72,6 @@ __all__ = [
 ]
 
 
-
-class VideoReadError(RuntimeError):
-    """A source video cannot be opened, has no usable frame rate, or yields zero frames."""
-
-
 @dataclass(frozen=True)
 class VideoResult:
     """What :func:`preprocess_video` wrote: ``frames`` frames of ``height x width`` at ``fps`` frames/s;
@@ -114,68 +85,8 @@ class VideoResult:
 
 
 # ----------------------------------------------------------------------------------------------
-# Reading and writing one video
+# Converting one video
 # ----------------------------------------------------------------------------------------------
-
-
-def _probe_fps_pyav(path: Path) -> Fraction | None:
-    """Average frame rate of the first video stream according to PyAV, or None."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            return Fraction(rate) if rate else None
-    except Exception:  # noqa: BLE001 - a probe: any failure just means "unknown"
-        return None
-
-
-def _open_capture(path: Path) -> tuple[cv2.VideoCapture, Fraction]:
-    """Open ``path`` with OpenCV; return the capture and its frame rate as a fraction (e.g. 30000/1001)."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        cap.release()
-        raise VideoReadError("cv2.VideoCapture cannot open the file")
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    if fps and np.isfinite(fps) and fps > 0:
-        rate = Fraction(fps).limit_denominator(1001)  # 29.97002997 -> 30000/1001, 25.0 -> 25
-    else:
-        rate = _probe_fps_pyav(path)
-        if rate is None or rate <= 0:
-            cap.release()
-            raise VideoReadError(f"no usable frame rate (cv2 reports {fps!r})")
-    return cap, rate
-
-
-def read_frames(path: str | os.PathLike) -> tuple[Fraction, Iterator[np.ndarray]]:
-    """Open a video with ``cv2.VideoCapture`` (as SnapPix does) and iterate over its frames.
-
-    Args:
-        path: any container/codec the OpenCV FFmpeg backend reads (.mp4, .avi, .webm, ...).
-
-    Returns:
-        ``(fps, frames)``: the frame rate as a :class:`fractions.Fraction` (OpenCV's value, with
-        denominators up to 1001 recovered, e.g. 30000/1001), and an iterator of ``(H, W, 3)`` uint8 BGR
-        frames that releases the capture when exhausted or closed. Decoding stops at the first frame
-        OpenCV cannot deliver.
-
-    Raises:
-        VideoReadError: the file cannot be opened or has no usable frame rate.
-    """
-    cap, fps = _open_capture(Path(path))
-
-    def frames() -> Iterator[np.ndarray]:
-        try:
-            while True:
-                ok, frame = cap.read()
-                if not ok or frame is None:
-                    return
-                yield frame
-        finally:
-            cap.release()
-
-    return fps, frames()
 
 
 def _part_path(dst: Path) -> Path:
@@ -206,7 +117,7 @@ def preprocess_video(
         codec, preset, threads: see :class:`GrayVideoWriter`.
         verify: re-open the finished file with decord and check its frame count and size.
         allow_partial: keep an output whose source decoded to fewer frames than its header announces
-            (:func:`~snappix.tools.source_frames.is_partial`; ``VideoResult.expected`` is then set); False
+            (:func:`~snappix.data.video_capture.is_partial`; ``VideoResult.expected`` is then set); False
             (``--strict``) raises instead and writes nothing.
 
     Returns:
@@ -258,45 +169,6 @@ def preprocess_video(
 # ----------------------------------------------------------------------------------------------
 # Whole folders
 # ----------------------------------------------------------------------------------------------
-
-
-def parse_formats(spec: str | Sequence[str]) -> tuple[str, ...]:
-    """Normalise ``".mp4,.avi"`` / ``["mp4", ".AVI"]`` to lower-case dotted suffixes ``(".mp4", ".avi")``.
-
-    Raises:
-        ValueError: no extension given.
-    """
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    out = []
-    for item in items:
-        item = item.strip().lower()
-        if item:
-            item = item if item.startswith(".") else "." + item
-            if item not in out:
-                out.append(item)
-    if not out:
-        raise ValueError(f"no input format given in {spec!r}")
-    return tuple(out)
-
-
-def find_videos(root: str | os.PathLike, formats: Sequence[str], exclude: str | os.PathLike | None = None) -> list[Path]:
-    """All files under ``root`` (recursively, following folder links) whose suffix is in ``formats``.
-
-    Matching is case-insensitive; hidden ``.*.part.*`` temporaries are ignored; the folder ``exclude``
-    (e.g. an output folder inside the input folder) is not entered. Returns sorted paths.
-    """
-    formats = parse_formats(formats)
-    excluded = Path(exclude).resolve() if exclude is not None else None
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        if excluded is not None:
-            dirs[:] = [d for d in dirs if Path(folder, d).resolve() != excluded]
-        for name in files:
-            if name.startswith(".") and ".part." in name:
-                continue
-            if os.path.splitext(name)[1].lower() in formats:
-                found.append(Path(folder, name))
-    return sorted(found)
 
 
 @dataclass(frozen=True)
@@ -387,22 +259,8 @@ def preprocess_tree(
         NotADirectoryError: ``in_root`` is not a folder.
         ValueError: bad ``input_formats``, ``codec``, ``short_side`` or ``cores``.
     """
-    from tqdm import tqdm
-
     in_root, out_root = Path(in_root), Path(out_root)
-    if not in_root.exists():
-        raise FileNotFoundError(f"input folder does not exist: {in_root}")
-    if not in_root.is_dir():
-        raise NotADirectoryError(f"input must be a folder: {in_root}")
-    formats = parse_formats(input_formats)
-    if codec not in CODECS:
-        raise ValueError(f"unknown codec {codec!r}; choose one of {CODECS}")
-    if short_side < 1:
-        raise ValueError(f"short_side must be >= 1, got {short_side}")
-    cores = min(8, os.cpu_count() or 1) if cores is None else cores
-    if cores < 1:
-        raise ValueError(f"cores must be >= 1, got {cores}")
-
+    formats, cores = _checked_options(in_root, input_formats, codec, short_side, cores)
     out_root.mkdir(parents=True, exist_ok=True)
     videos = find_videos(in_root, formats, exclude=out_root)
     jobs, duplicates = plan_jobs(in_root, out_root, videos, flat)
@@ -419,6 +277,37 @@ def preprocess_tree(
     kwargs = dict(short_side=short_side, codec=codec, preset=preset, verify=verify, allow_partial=allow_partial,
                   threads=1 if cores > 1 else 0)
     tasks = [(str(j.src), str(j.dst), kwargs) for j in todo]
+    _convert_all(tasks, cores, out_root, summary, progress)
+    return summary
+
+
+def _checked_options(in_root: Path, input_formats: str | Sequence[str], codec: str, short_side: int,
+                     cores: int | None) -> tuple[tuple[str, ...], int]:
+    """Validate :func:`preprocess_tree`'s options; return the parsed formats and the worker count.
+
+    Raises:
+        FileNotFoundError / NotADirectoryError: ``in_root`` is missing / not a folder.
+        ValueError: bad ``input_formats``, ``codec``, ``short_side`` or ``cores``.
+    """
+    if not in_root.exists():
+        raise FileNotFoundError(f"input folder does not exist: {in_root}")
+    if not in_root.is_dir():
+        raise NotADirectoryError(f"input must be a folder: {in_root}")
+    formats = parse_formats(input_formats)
+    if codec not in CODECS:
+        raise ValueError(f"unknown codec {codec!r}; choose one of {CODECS}")
+    if short_side < 1:
+        raise ValueError(f"short_side must be >= 1, got {short_side}")
+    cores = min(8, os.cpu_count() or 1) if cores is None else cores
+    if cores < 1:
+        raise ValueError(f"cores must be >= 1, got {cores}")
+    return formats, cores
+
+
+def _convert_all(tasks: list[tuple], cores: int, out_root: Path, summary: Summary, progress: bool) -> None:
+    """Run the :func:`_run_job` ``tasks`` (in a spawn pool of ``cores`` workers when ``cores > 1``), record
+    each outcome in ``summary`` and in ``out_root``'s failure / partial logs (rewritten), with a tqdm bar."""
+    from tqdm import tqdm
 
     with open(out_root / FAILED_LOG, "w", encoding="utf-8") as failed_log, \
             open(out_root / PARTIAL_LOG, "w", encoding="utf-8") as partial_log, tqdm(
@@ -449,7 +338,6 @@ def preprocess_tree(
             with mp.get_context("spawn").Pool(min(cores, len(tasks)), initializer=_init_worker) as pool:
                 for res in pool.imap_unordered(_run_job, tasks):
                     record(res)
-    return summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:

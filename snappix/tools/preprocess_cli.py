@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Sequence
 
 from snappix.engine.cli import add_debug_arg, user_errors
-from snappix.tools.preprocess import CODECS, parse_formats, preprocess_tree
+from snappix.data.video import parse_formats
+from snappix.data.video_writer import CODECS
+from snappix.tools.preprocess import preprocess_tree
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

@@ -6,7 +6,7 @@
   the last ``--val_fraction`` of each class's videos (sorted by name, at least one when the class has
   two or more) go to ``val.csv``. Paths in the lists are relative to OUT (the training scripts' ``--data_root``),
   and never leave it: videos outside OUT are reached through a link ``OUT/videos -> PREPROCESSED``.
-* No sub-folders: one class per video, split in time by :mod:`snappix.tools.temporal_split` (the first
+* No sub-folders: one class per video, split in time by :func:`snappix.tools.temporal_split.split_folder` (the first
   ``--train_fraction`` of its frames for training, the rest for validation).
 
 Writes ``OUT/train.csv``, ``OUT/val.csv`` (``path label``), ``OUT/pretrain.csv`` and
@@ -20,16 +20,15 @@ import os
 from pathlib import Path
 
 from snappix.data.lists import read_list, write_lines, write_list
+from snappix.data.video import find_videos
 from snappix.tools import temporal_split
-
-VIDEO_EXTENSIONS = temporal_split.VIDEO_EXTENSIONS
 
 
 def class_folders(root: Path) -> dict[str, list[Path]]:
     """``{class name: sorted videos}`` for the sub-folders of ``root`` that hold videos (recursively)."""
     out: dict[str, list[Path]] = {}
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-        videos = sorted(p for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        videos = sorted(p for p in find_videos(sub, follow_links=False) if p.is_file())
         if videos:
             out[sub.name] = videos
     return out
@@ -92,9 +91,7 @@ def main(argv=None) -> int:
                 if not link.exists():
                     os.symlink(v.resolve(), link)
             root = flat
-        code = temporal_split.main([str(root), str(out), "--train_fraction", str(args.train_fraction)])
-        if code:
-            return code
+        temporal_split.split_folder(root, out, args.train_fraction)
         train = [(e.rel_path, e.label) for e in read_list(out / "train.csv", "cls")]
     write_list(out / "pretrain.csv", [(r, 0, -1) for r, _ in train], "pretrain")
     val_rows = [(e.rel_path, 0, -1) for e in read_list(out / "val.csv", "cls")]

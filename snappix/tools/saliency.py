@@ -25,7 +25,8 @@ from multiprocessing import get_context
 
 import numpy as np
 
-VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+from snappix.data.video import VIDEO_SUFFIXES, find_videos
+
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 FAILURES_FILE = "saliency_failures.tsv"
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input_size", type=int, default=224, help="model input side; frames are resized to it")
     p.add_argument("--patch_size", type=int, default=16)
     p.add_argument("--threshold", type=float, default=0.5, help="a pixel is salient if saliency >= threshold")
-    p.add_argument("--ext", default=",".join(VIDEO_EXTS), help="video extensions (with --video_root)")
+    p.add_argument("--ext", default=",".join(VIDEO_SUFFIXES), help="video extensions (with --video_root)")
     p.add_argument("--num_workers", type=int, default=max(1, (os.cpu_count() or 1) - 1))
     p.add_argument("--chunk_frames", type=int, default=64, help="frames decoded and processed at once")
     p.add_argument("--overwrite", action="store_true", help="recompute videos whose array exists")
@@ -49,16 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def find_inputs(root: str, video_exts: tuple[str, ...] | None) -> list[str]:
-    """Sorted relative paths: video files (``video_exts``) or leaf folders holding images (None)."""
+    """Sorted relative paths: video files (``video_exts``, found by :func:`snappix.data.video.find_videos`
+    without following folder links) or, with ``None``, the folders holding images."""
+    if video_exts is not None:
+        if not video_exts:
+            return []
+        return sorted(os.path.relpath(p, root) for p in find_videos(root, video_exts, follow_links=False))
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        if video_exts is None:
-            if any(f.lower().endswith(IMAGE_EXTS) for f in filenames):
-                out.append(os.path.relpath(dirpath, root))
-        else:
-            out += [os.path.relpath(os.path.join(dirpath, f), root) for f in filenames
-                    if f.lower().endswith(video_exts)]
+        if any(f.lower().endswith(IMAGE_EXTS) for f in filenames):
+            out.append(os.path.relpath(dirpath, root))
     return sorted(out)
 
 

@@ -17,10 +17,8 @@ import os
 from pathlib import Path
 
 from snappix.data.lists import write_lines, write_list
-from snappix.data.video import open_video
-from snappix.tools.preprocess import GrayVideoWriter
-
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov")
+from snappix.data.video import VIDEO_SUFFIXES, open_video
+from snappix.data.video_writer import GrayVideoWriter
 
 
 def split_video(src: Path, train_dst: Path, val_dst: Path, train_fraction: float) -> tuple[int, int]:
@@ -46,21 +44,27 @@ def split_video(src: Path, train_dst: Path, val_dst: Path, train_fraction: float
     return cut, n - cut
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("videos", help="folder of videos (one class each)")
-    p.add_argument("out_dir")
-    p.add_argument("--train_fraction", type=float, default=0.7)
-    args = p.parse_args(argv)
-    sources = sorted(f for f in Path(args.videos).iterdir() if f.suffix.lower() in VIDEO_EXTENSIONS)
+def split_folder(videos: str | os.PathLike, out_dir: str | os.PathLike, train_fraction: float = 0.7) -> int:
+    """One class per video of the folder ``videos`` (not recursive; suffixes in :data:`VIDEO_SUFFIXES`), each
+    split in time by :func:`split_video` into ``out_dir/train`` and ``out_dir/val``; writes ``train.csv``,
+    ``val.csv`` (``path label``) and ``classes.txt`` to ``out_dir`` and prints one line per class.
+
+    Returns:
+        the number of classes (videos).
+
+    Raises:
+        SystemExit: no video in ``videos`` (the message names the suffixes looked for).
+        ValueError: a video too short to split (:func:`split_video`).
+    """
+    sources = sorted(f for f in Path(videos).iterdir() if f.suffix.lower() in VIDEO_SUFFIXES)
     if not sources:
-        raise SystemExit(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) in {args.videos}")
-    out = Path(args.out_dir)
+        raise SystemExit(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in {videos}")
+    out = Path(out_dir)
     train_rows, val_rows, names = [], [], []
     for label, src in enumerate(sources):
         name = src.name.replace(os.sep, "_")
         n_train, n_val = split_video(src, out / "train" / f"{name}.mp4", out / "val" / f"{name}.mp4",
-                                     args.train_fraction)
+                                     train_fraction)
         train_rows.append((f"train/{name}.mp4", label))
         val_rows.append((f"val/{name}.mp4", label))
         names.append(src.stem)
@@ -69,6 +73,16 @@ def main(argv=None) -> int:
     write_list(out / "val.csv", val_rows, "cls")
     write_lines(out / "classes.txt", names)
     print(f"{len(sources)} classes -> {out}/train.csv, {out}/val.csv, {out}/classes.txt")
+    return len(sources)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("videos", help="folder of videos (one class each)")
+    p.add_argument("out_dir")
+    p.add_argument("--train_fraction", type=float, default=0.7)
+    args = p.parse_args(argv)
+    split_folder(args.videos, args.out_dir, args.train_fraction)
     return 0
 
 

@@ -32,7 +32,8 @@ from torch import nn
 
 from conftest import REPO
 from snappix.data.lists import write_list
-from snappix.data.synthetic import render_clip, write_video
+from snappix.data.synthetic import render_clip
+from snappix.data.video_writer import write_video
 from snappix.engine import checkpoint as C
 from snappix.engine.distributed import DistInfo
 from snappix.engine.loader_guard import DataLoaderError
