@@ -9,7 +9,7 @@ import pytest
 
 from conftest import synthetic_frames, write_lossless_video
 from snappix.data.lists import ListEntry
-from snappix.tools import check_data
+from snappix.data import check_list as check_data
 from snappix.tools.check_data import check_entry, main
 
 

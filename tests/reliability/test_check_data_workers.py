@@ -21,7 +21,8 @@ pytestmark = pytest.mark.fault
 #: check_data whose row checks hang (each worker writes its pid, then sleeps), run on a 4-row list
 _DRIVER = textwrap.dedent("""
     import os, sys, time
-    import snappix.tools.check_data as cd
+    import snappix.data.check_list as cd
+    from snappix.tools.check_data import main
 
     def slow(task):
         open(os.path.join(sys.argv[1], f"{os.getpid()}.pid"), "w").close()
@@ -29,7 +30,7 @@ _DRIVER = textwrap.dedent("""
         return task[0], "ok", ""
 
     cd._check_task = slow
-    sys.exit(cd.main(["--data_path", sys.argv[2], "--workers", "2", "--no_progress"]))
+    sys.exit(main(["--data_path", sys.argv[2], "--workers", "2", "--no_progress"]))
 """)
 
 

@@ -1,4 +1,4 @@
-"""Process pools whose workers exit when their parent is killed (``check_data --workers N``).
+"""Process pools whose workers exit when their parent is killed (the data doctor's ``--workers N``).
 
 A SIGKILLed parent cannot shut its pool down; without this its workers were re-parented and kept
 decoding (130 MB each, still alive 100 s later).
@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 
 def die_with_parent(parent_pid: int) -> None:
-    """Pool worker initializer: exit when the ``check_data`` process ``parent_pid`` dies.
+    """Pool worker initializer: exit when the process ``parent_pid`` (the data doctor) dies.
 
     On Linux the kernel sends SIGKILL to the worker when its parent dies (``prctl(PR_SET_PDEATHSIG)``);
     everywhere, a daemon thread also checks every 0.5 s that ``parent_pid`` is still alive and
@@ -48,5 +48,9 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool whose workers exit with this process (:func:`die_with_parent`)."""
+    """A process pool of ``workers`` (>= 1) processes that exit with this process (:func:`die_with_parent`).
+
+    Raises:
+        ValueError: ``workers < 1`` (from :class:`concurrent.futures.ProcessPoolExecutor`).
+    """
     return ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),))
