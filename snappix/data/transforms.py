@@ -25,12 +25,9 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
+from .constants import K710_SSV2_MEAN, K710_SSV2_STD  # SnapPix's grey statistics (docs/methods/snappix.md)
 from .rand_augment import RAND_INCREASING_OPS, RAND_OPS, VideoRandAugment, parse_rand_augment  # noqa: F401
 from .rand_augment import warp_stack
-
-# SnapPix: mean / std of linear grey K710+SSV2 frames (docs/methods/snappix.md §1).
-K710_SSV2_MEAN = 0.2277
-K710_SSV2_STD = 0.2425
 
 
 # ---------------------------------------------------------------------------------------------

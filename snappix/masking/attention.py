@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .generators import _grid, _rng
+from .grid import resolve_rng, token_grid
 
 __all__ = ["attention_guided_mask", "AttentionGuidedMasking"]
 
@@ -77,14 +77,14 @@ class AttentionGuidedMasking:
     """
 
     def __init__(self, input_size: Sequence[int], mask_ratio: float, eps: float = 1e-6):
-        self.t, self.h, self.w = _grid(input_size)
+        self.t, self.h, self.w = token_grid(input_size)
         self.per_frame = self.h * self.w
         self.num_visible_per_frame = _visible_per_frame(self.per_frame, mask_ratio)
         self.num_masked = (self.per_frame - self.num_visible_per_frame) * self.t
         self.eps = eps
 
     def __call__(self, scores, rng: np.random.Generator | None = None) -> np.ndarray:
-        rng = _rng(rng)
+        rng = resolve_rng(rng)
         s = np.asarray(scores, dtype=np.float64).reshape(-1)
         if s.size != self.t * self.per_frame:
             raise ValueError(f"scores have {s.size} values, the token grid {self.t}x{self.h}x{self.w} has "

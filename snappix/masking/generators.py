@@ -19,17 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
+from .grid import resolve_rng, token_grid
+
 MASK_TYPES = ("tube", "random", "run_cell", "none")
-
-
-def _grid(input_size: Sequence[int]) -> tuple[int, int, int]:
-    if len(input_size) != 3 or min(input_size) < 1:
-        raise ValueError(f"input_size must be (T', H', W') of positive ints, got {tuple(input_size)}")
-    return tuple(int(x) for x in input_size)
-
-
-def _rng(rng):
-    return rng if rng is not None else np.random.default_rng()
 
 
 class TubeMasking:
@@ -39,7 +31,7 @@ class TubeMasking:
     """
 
     def __init__(self, input_size: Sequence[int], mask_ratio: float):
-        self.t, self.h, self.w = _grid(input_size)
+        self.t, self.h, self.w = token_grid(input_size)
         if not 0.0 <= mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
         self.num_masked_per_frame = int(mask_ratio * self.h * self.w)
@@ -47,7 +39,7 @@ class TubeMasking:
 
     def __call__(self, rng: np.random.Generator | None = None) -> np.ndarray:
         frame = np.zeros(self.h * self.w, dtype=bool)
-        frame[_rng(rng).permutation(self.h * self.w)[: self.num_masked_per_frame]] = True
+        frame[resolve_rng(rng).permutation(self.h * self.w)[: self.num_masked_per_frame]] = True
         return np.tile(frame, self.t)
 
     def __repr__(self) -> str:
@@ -58,7 +50,7 @@ class RandomMasking:
     """Random masking: ``int(mask_ratio * T' * H' * W')`` tokens hidden anywhere. Returns bool ``(N,)``."""
 
     def __init__(self, input_size: Sequence[int], mask_ratio: float):
-        self.t, self.h, self.w = _grid(input_size)
+        self.t, self.h, self.w = token_grid(input_size)
         if not 0.0 <= mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
         self.num_tokens = self.t * self.h * self.w
@@ -66,7 +58,7 @@ class RandomMasking:
 
     def __call__(self, rng: np.random.Generator | None = None) -> np.ndarray:
         mask = np.zeros(self.num_tokens, dtype=bool)
-        mask[_rng(rng).permutation(self.num_tokens)[: self.num_masked]] = True
+        mask[resolve_rng(rng).permutation(self.num_tokens)[: self.num_masked]] = True
         return mask
 
     def __repr__(self) -> str:
@@ -88,7 +80,7 @@ class RunningCellMasking:
     """
 
     def __init__(self, input_size: Sequence[int], mask_ratio: float = 0.5):
-        self.t, self.h, self.w = _grid(input_size)
+        self.t, self.h, self.w = token_grid(input_size)
         if self.h % 2 or self.w % 2:
             raise ValueError(f"running-cell masking needs even H', W', got {self.h}x{self.w}")
         k = int(4 * mask_ratio)
@@ -103,7 +95,7 @@ class RunningCellMasking:
         self.num_masked = int(self.phases[0].sum())
 
     def __call__(self, rng: np.random.Generator | None = None) -> np.ndarray:
-        return self.phases[int(_rng(rng).integers(4))].copy()
+        return self.phases[int(resolve_rng(rng).integers(4))].copy()
 
     def __repr__(self) -> str:
         return f"RunningCellMasking(({self.t}, {self.h}, {self.w}), hidden {self.num_masked})"
@@ -113,7 +105,7 @@ class NoMasking:
     """Nothing hidden (reconstruction study: the encoder sees and the decoder predicts all tokens)."""
 
     def __init__(self, input_size: Sequence[int], mask_ratio: float = 0.0):
-        self.t, self.h, self.w = _grid(input_size)
+        self.t, self.h, self.w = token_grid(input_size)
         self.num_masked = 0
 
     def __call__(self, rng: np.random.Generator | None = None) -> np.ndarray:

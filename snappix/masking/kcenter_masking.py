@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .generators import _grid, _rng
+from .grid import resolve_rng, token_grid
 from .kcenter import FIRST_CENTER_MODES, indices_to_mask, kcenter_select, patch_points
 
 __all__ = ["KCenterMaskGenerator", "clip_token_pixels"]
@@ -45,7 +45,7 @@ def clip_token_pixels(video: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
     Raises:
         ValueError: a clip that does not tile into the grid.
     """
-    t_, h_, w_ = _grid(grid)
+    t_, h_, w_ = token_grid(grid)
     if video.dim() != 4:
         raise ValueError(f"k-center masking expects one clip (C, T, H, W), got shape {tuple(video.shape)}")
     c, t, h, w = video.shape
@@ -89,7 +89,7 @@ class KCenterMaskGenerator:
     def __init__(self, input_size: Sequence[int], mask_ratio: float, time_division: int = 1,
                  space_division: int = 1, temporal_coef: float = 1.0, spatial_coef: float = 1.0,
                  first_center: str = "random", tube: bool = False):
-        self.t, self.h, self.w = _grid(input_size)
+        self.t, self.h, self.w = token_grid(input_size)
         if not 0.0 <= mask_ratio < 1.0:
             raise ValueError(f"--mask_ratio must be in [0, 1), got {mask_ratio}")
         if first_center not in FIRST_CENTER_MODES:
@@ -141,7 +141,7 @@ class KCenterMaskGenerator:
         order (with ``tube``: spatial indices into ``H' * W'``). ``rng`` draws one first centre per chunk
         (``first_center="random"``; not used for ``"center"``)."""
         if self.first_center == "random":
-            first = torch.from_numpy(_rng(rng).integers(0, self.chunk_tokens, size=self.time_division))
+            first = torch.from_numpy(resolve_rng(rng).integers(0, self.chunk_tokens, size=self.time_division))
         else:
             first = "center"
         try:

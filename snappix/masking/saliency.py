@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from snappix.errors import UserError
 
-from .generators import _grid, _rng
+from .grid import resolve_rng, token_grid
 
 __all__ = ["SALIENCY_MASK_TYPES", "SAVI_SEMANTICS", "MissingSaliencyError", "frame_saliency", "patch_saliency",
            "tubelet_pool", "crop_patch_map", "align_saliency", "saliency_path", "load_patch_saliency",
@@ -254,7 +254,7 @@ class SaliencyMasking:
 
     def __init__(self, input_size: Sequence[int], salient_mask_ratio: float = 0.85,
                  nonsalient_mask_ratio: float = 0.95, semantics: str = "per_group", mask_ratio: float = 0.9):
-        self.t, self.h, self.w = _grid(input_size)
+        self.t, self.h, self.w = token_grid(input_size)
         self.num_tokens = self.t * self.h * self.w
         for name, r in (("salient_mask_ratio", salient_mask_ratio), ("nonsalient_mask_ratio", nonsalient_mask_ratio)):
             if not 0.0 <= r <= 1.0:
@@ -273,7 +273,7 @@ class SaliencyMasking:
         self.num_visible = self.num_tokens - self.num_masked
 
     def __call__(self, saliency, rng: np.random.Generator | None = None) -> np.ndarray:
-        rng = _rng(rng)
+        rng = resolve_rng(rng)
         sal = np.asarray(saliency, dtype=np.float32).reshape(-1)
         if sal.size != self.num_tokens:
             raise ValueError(f"saliency has {sal.size} values, the token grid {self.t}x{self.h}x{self.w} "

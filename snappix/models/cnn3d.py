@@ -28,9 +28,10 @@ from collections import OrderedDict
 from typing import Sequence
 
 import torch
+from timm.layers import to_2tuple
 from torch import nn
 
-from snappix.models.classifiers import InputNorm, _pair, check_clip
+from snappix.models.classifier_utils import InputNorm, check_clip
 from snappix.sensor import K710_SSV2_MEAN, K710_SSV2_STD
 
 __all__ = ["C3D", "snappix_cnn_key_map"]
@@ -87,7 +88,7 @@ class C3D(ConvClassifierHead, nn.Module):
         img_size: frame side (or ``(H, W)``), a multiple of 16 (112 in SnapPix).
         in_chans: C (1: grey).
         dropout: dropout before fc6 and before fc7 (0.5).
-        norm_mean, norm_std: input normalisation (see :class:`~snappix.models.classifiers.InputNorm`).
+        norm_mean, norm_std: input normalisation (see :class:`~snappix.models.classifier_utils.InputNorm`).
 
     Attributes:
         blocks: 5 conv stages (``nn.Sequential`` with SnapPix's layer names inside); for layer-wise lr
@@ -109,7 +110,7 @@ class C3D(ConvClassifierHead, nn.Module):
         self.num_classes, self.num_frames, self.img_size, self.in_chans = num_classes, num_frames, img_size, in_chans
         self.sensor = None
         self.input_norm = InputNorm(in_chans, norm_mean, norm_std)
-        t, (h, w) = num_frames, _pair(img_size)
+        t, (h, w) = num_frames, to_2tuple(img_size)
         stages, cin = [], in_chans
         for i, (convs, width) in enumerate(zip(STAGES, WIDTHS)):
             layers: list[tuple[str, nn.Module]] = []

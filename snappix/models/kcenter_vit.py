@@ -23,7 +23,7 @@ from timm.layers import trunc_normal_
 from torch import nn
 
 from snappix.masking.kcenter import hybrid_frame_indices, indices_to_mask, kcenter_select, patch_points
-from snappix.models.classifiers import InputNorm, check_clip
+from snappix.models.classifier_utils import InputNorm, check_clip
 from snappix.models.layers import Block, LayerNorm, init_weights
 from snappix.models.vit import run_blocks
 from snappix.sensor import K710_SSV2_MEAN, K710_SSV2_STD

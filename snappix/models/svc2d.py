@@ -27,9 +27,10 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from timm.layers import to_2tuple
 from torch import nn
 
-from snappix.models.classifiers import InputNorm, _pair, check_clip, sensor_lr_scales, sensor_param_names
+from snappix.models.classifier_utils import InputNorm, check_clip, sensor_lr_scales, sensor_param_names
 from snappix.models.cnn3d import STAGES, WIDTHS, ConvClassifierHead, _pool_out, snappix_cnn_key_map
 from snappix.sensor import K710_SSV2_MEAN, K710_SSV2_STD, IdentitySensor, build_sensor
 
@@ -76,7 +77,7 @@ class PatternConv(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, tile_size: int | Sequence[int] = 8,
                  bias: bool = True, anchor: str = "top_left") -> None:
         super().__init__()
-        sh, sw = _pair(tile_size)
+        sh, sw = to_2tuple(tile_size)
         if min(in_channels, out_channels, kernel_size, sh, sw) < 1:
             raise ValueError("in_channels, out_channels, kernel_size and tile_size must be >= 1")
         if anchor not in ANCHORS:
@@ -170,7 +171,7 @@ class SVC2D(ConvClassifierHead, nn.Module):
         self.coded_type = coded_type
         self.sensor = sensor
         self.input_norm = InputNorm(in_chans, norm_mean, norm_std)
-        h, w = _pair(img_size)
+        h, w = to_2tuple(img_size)
         stages, cin = [], in_chans
         for i, (convs, width) in enumerate(zip(STAGES, WIDTHS)):
             layers: list[tuple[str, nn.Module]] = []

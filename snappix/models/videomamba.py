@@ -31,7 +31,7 @@ from timm.layers import trunc_normal_
 from timm.models import register_model
 from torch import nn
 
-from snappix.models.classifiers import InputNorm, check_clip
+from snappix.models.classifier_utils import InputNorm, check_clip
 from snappix.models.mamba_mixer import MambaBlock
 from snappix.models.patch_embed import PatchEmbed3d, token_grid
 from snappix.models.vit import run_blocks

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from snappix.data.constants import K710_SSV2_MEAN, K710_SSV2_STD
 from snappix.models.patchify import patchify
-
-K710_SSV2_MEAN = 0.2277
-K710_SSV2_STD = 0.2425
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, max_value: float = 1.0) -> torch.Tensor:

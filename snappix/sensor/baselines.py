@@ -14,8 +14,9 @@ import math
 from typing import Sequence
 
 import torch
+from timm.layers import to_2tuple
 
-from snappix.sensor.coded_exposure import CodedExposure, _pair, sign_binarize_ste
+from snappix.sensor.coded_exposure import CodedExposure, sign_binarize_ste
 
 __all__ = ["long_exposure_pattern", "short_exposure_pattern", "short_slot", "PamiExposure"]
 
@@ -27,12 +28,12 @@ def short_slot(num_frames: int) -> int:
 
 def long_exposure_pattern(num_frames: int = 16, tile_size: int | Sequence[int] = 8) -> torch.Tensor:
     """All-ones pattern ``(1, T, sh, sw)`` float32: every pixel integrates all T slots."""
-    return torch.ones(1, num_frames, *_pair(tile_size))
+    return torch.ones(1, num_frames, *to_2tuple(tile_size))
 
 
 def short_exposure_pattern(num_frames: int = 16, tile_size: int | Sequence[int] = 8) -> torch.Tensor:
     """Pattern ``(1, T, sh, sw)`` float32 with only slot :func:`short_slot` open for every pixel."""
-    p = torch.zeros(1, num_frames, *_pair(tile_size))
+    p = torch.zeros(1, num_frames, *to_2tuple(tile_size))
     p[:, short_slot(num_frames)] = 1.0
     return p
 
@@ -66,8 +67,8 @@ class PamiExposure(CodedExposure):
     def __init__(self, num_frames: int = 16, tile_size: int | Sequence[int] = 8, input_size: int | Sequence[int] = 112,
                  pattern_channels: int = 1, anneal_steps: int = 100, trainable: bool = True, noise=None,
                  generator: torch.Generator | None = None) -> None:
-        sh, sw = _pair(tile_size)
-        ih, iw = _pair(input_size)
+        sh, sw = to_2tuple(tile_size)
+        ih, iw = to_2tuple(input_size)
         if ih % sh or iw % sw:
             raise ValueError(f"input_size {ih}x{iw} is not divisible by the tile size {sh}x{sw}")
         sigma = math.sqrt(1.5 / (sh * sw * num_frames * (ih // sh) * (iw // sw)))

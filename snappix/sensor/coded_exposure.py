@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from timm.layers import to_2tuple
 from torch import nn
 
 from snappix.sensor.noise import SensorNoise
@@ -105,13 +106,6 @@ def as_pattern_tensor(pattern: torch.Tensor | np.ndarray) -> torch.Tensor:
     return t.contiguous()
 
 
-def _pair(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, int):
-        return size, size
-    sh, sw = (int(v) for v in size)
-    return sh, sw
-
-
 class CodedExposure(nn.Module):
     """Coded-exposure sensor: linear clip ``(B, C, T, H, W)`` -> coded image ``(B, C, 1, H, W)``.
 
@@ -165,7 +159,7 @@ class CodedExposure(nn.Module):
         source: str = "",
     ) -> None:
         super().__init__()
-        sh, sw = _pair(tile_size)
+        sh, sw = to_2tuple(tile_size)
         if num_frames < 1 or sh < 1 or sw < 1 or pattern_channels < 1:
             raise ValueError(
                 "num_frames, tile_size and pattern_channels must be >= 1, "

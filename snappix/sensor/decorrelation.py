@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import torch
 
+from snappix.data.constants import K710_SSV2_MEAN, K710_SSV2_STD
+
 __all__ = ["K710_SSV2_MEAN", "K710_SSV2_STD", "CORR_EPS", "tile_rows", "decorrelation_rows",
            "correlation_matrix", "off_diagonal", "decorrelation_loss", "mean_abs_off_diagonal",
            "CorrelationAccumulator"]
 
-K710_SSV2_MEAN = 0.2277  # grey mean of the preprocessed K710 + SSV2 training videos (linear, [0, 1])
-K710_SSV2_STD = 0.2425   # grey std of the same
 CORR_EPS = 1e-6           # added to the variances before the square root (SnapPix)
 
 

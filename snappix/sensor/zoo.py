@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from timm.layers import to_2tuple
 from torch import nn
 
 from snappix.sensor.baselines import PamiExposure, long_exposure_pattern, short_exposure_pattern
-from snappix.sensor.coded_exposure import CodedExposure, _pair
+from snappix.sensor.coded_exposure import CodedExposure
 from snappix.sensor.noise import SensorNoise
 from snappix.sensor.patterns import SHIPPED_PATTERN_DIR, load_pattern
 
@@ -54,7 +55,7 @@ class IdentitySensor(nn.Module):
 def sparse_random_pattern(num_frames: int = 16, tile_size: int | Sequence[int] = 8, channels: int = 1,
                           generator: torch.Generator | None = None) -> torch.Tensor:
     """Pattern ``(P, T, sh, sw)`` float32 with exactly one random slot open per pixel (SnapPix ``sparse_random``)."""
-    sh, sw = _pair(tile_size)
+    sh, sw = to_2tuple(tile_size)
     slots = torch.randint(num_frames, (channels, 1, sh, sw), generator=generator)
     return torch.zeros(channels, num_frames, sh, sw).scatter_(1, slots, 1.0)
 
@@ -124,7 +125,7 @@ def build_sensor(coded_type: str, num_frames: int = 16, tile_size: int | Sequenc
     if isinstance(noise, str):
         noise = SensorNoise.from_spec(noise)
     gen = torch.Generator().manual_seed(seed)
-    tile = _pair(tile_size)
+    tile = to_2tuple(tile_size)
     common = dict(num_frames=num_frames, pattern_channels=pattern_channels, noise=noise)
 
     if coded_type == "none":
@@ -132,7 +133,7 @@ def build_sensor(coded_type: str, num_frames: int = 16, tile_size: int | Sequenc
     if coded_type == "pami":
         return PamiExposure(tile_size=tile, input_size=input_size, generator=gen, **common)
     if coded_type == "global":
-        return CodedExposure(tile_size=_pair(input_size), trainable=False, generator=gen,
+        return CodedExposure(tile_size=to_2tuple(input_size), trainable=False, generator=gen,
                              source=f"global random (seed {seed})", **common)
     if coded_type in _FIXED:
         pattern = _FIXED[coded_type](num_frames, tile)
