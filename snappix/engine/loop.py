@@ -170,22 +170,15 @@ def train_one_epoch(model: nn.Module, objective: Objective, loader: Iterable, op
         steps_per_epoch = len(loader) // acc_iters  # type: ignore[arg-type]
     if steps_per_epoch <= 0:
         raise ValueError(f"no optimiser step per epoch: {len(loader)} batches < acc_iters={acc_iters}")  # type: ignore[arg-type]
-    micro_total = steps_per_epoch * acc_iters
-    params = [p for p in model.parameters() if p.requires_grad]
-    meter, step_meter = MetricMeter(), MetricMeter()
-    clips, substituted, skipped, data_time = 0, 0, 0, 0.0
-    update_losses: list[float] = []
     logger = logger or RunLogger(None, enabled=False)
     budget = skip_nonfinite if isinstance(skip_nonfinite, NonFiniteBudget) else NonFiniteBudget(skip_nonfinite or 0)
-    global_step = epoch * steps_per_epoch
-    lr = wd = min_lr = 0.0
+    run = _Step(model, objective, optimizer, device, precision, acc_iters, clip_grad, scaler, model_inputs,
+                batch_transform, budget, last_checkpoint, epoch)
+    tally = _Tally()
+    micro_total = steps_per_epoch * acc_iters
     scaler.zero_grad(optimizer)
-
     start = last = time.perf_counter()
     bar = logger.progress_bar(total=micro_total, desc=f"epoch {epoch}")
-    done = nonfinite_skipped = 0
-    dropped = False  # the current optimiser step was dropped: a skipped non-finite loss
-    norm = None
     with loader_errors(loader):
         iterator = iter(loader)
         for micro in range(micro_total):
@@ -193,78 +186,120 @@ def train_one_epoch(model: nn.Module, objective: Objective, loader: Iterable, op
                 batch = next(iterator)
             except StopIteration:
                 break
-            now = time.perf_counter()
-            data_time += now - last
+            tally.data_time += time.perf_counter() - last
             step = micro // acc_iters
             global_step = epoch * steps_per_epoch + step
             update = (micro + 1) % acc_iters == 0
             if micro % acc_iters == 0:
-                dropped = False
-                i = min(global_step, len(lr_schedule) - 1)
-                set_lr_wd(optimizer, float(lr_schedule[i]), None if wd_schedule is None else float(wd_schedule[i]))
-                lr, min_lr, wd = _lr_range(optimizer)
+                run.start_update(global_step, lr_schedule, wd_schedule)
             inject("train_step", epoch=epoch, step=global_step, rank=get_rank())  # tests only; no-op
-
-            if not dropped:
-                batch = move_to_device(batch, device)
-                if batch_transform is not None:
-                    batch = batch_transform(batch)
-                with scaler.accumulation_context(model, update):
-                    with autocast(device, precision):
-                        outputs = forward(model, batch, model_inputs)
-                        loss, metrics = objective(outputs, batch)
-                    loss_value = _agreed_loss(loss)
-                    if math.isfinite(loss_value):
-                        norm = scaler(loss / acc_iters, optimizer, params, clip_grad=clip_grad, update=update)
-                    elif budget.take(loss_value, epoch, global_step, lr):
-                        dropped = True  # no backward; the step's accumulated gradients are dropped
-                        scaler.zero_grad(optimizer)
-                    else:
-                        check_finite(loss_value, epoch=epoch, step=global_step, lr=lr, last_checkpoint=last_checkpoint,
-                                     note=budget.exhausted_note())
-                if not dropped:
-                    n = _batch_size(batch)
-                    clips += n
-                    substituted += _substituted(batch)
-                    meter.update(n=n, **{**(metrics or {}), "loss": loss_value})
-                    update_losses.append(loss_value)
+            if not run.dropped:
+                run.micro_step(batch, global_step, update, tally)
             if update:
-                scaler.zero_grad(optimizer)
-                done += 1
-                if dropped:
-                    nonfinite_skipped += 1
-                elif norm is not None and math.isfinite(norm):
-                    step_meter.update(grad_norm=norm)
-                else:  # fp16 overflow: the GradScaler skipped this step
-                    skipped += 1
-                if (step + 1) % log_every == 0 and not dropped:
-                    logger.scalars({**(metrics or {}), "loss": float(np.mean(update_losses))}, global_step, "train")
-                    logger.scalars({"lr": lr, "min_lr": min_lr, "weight_decay": wd, "grad_norm": norm,
-                                    "loss_scale": scaler.loss_scale}, global_step, "opt")
-                update_losses.clear()
-                if bar is not None:
-                    bar.set_postfix_str(f"loss {meter.smoothed().get('loss', float('nan')):.4f} lr {lr:.3e}",
-                                        refresh=False)
+                run.finish_update(step, global_step, tally, logger, bar, log_every)
             if bar is not None:
                 bar.update(1)
             last = time.perf_counter()
-
     if bar is not None:
         bar.close()
     check_bad_videos_all_ranks(getattr(loader, "dataset", None))
-    if done < steps_per_epoch:
-        log.warning("epoch %d: the loader ended after %d of %d optimiser steps", epoch, done, steps_per_epoch)
+    if tally.done < steps_per_epoch:
+        log.warning("epoch %d: the loader ended after %d of %d optimiser steps", epoch, tally.done, steps_per_epoch)
         scaler.zero_grad(optimizer)  # drop a partial accumulation
-    elapsed = max(time.perf_counter() - start, 1e-9)
-    meter.synchronize()
-    step_meter.synchronize()
-    stats = {**meter.averages(), **step_meter.averages(), "lr": lr, "min_lr": min_lr, "weight_decay": wd,
-             "loss_scale": scaler.loss_scale,
-             "clips_per_s": all_reduce_sum(float(clips)) / all_reduce_mean(elapsed),
-             "data_time_frac": all_reduce_mean(data_time / elapsed),
-             "substituted": int(all_reduce_sum(float(substituted))),
-             "steps": done, "skipped_steps": skipped, "nonfinite_skipped": nonfinite_skipped,
-             "global_step": epoch * steps_per_epoch + done}
+    return _epoch_stats(run, tally, time.perf_counter() - start, epoch, steps_per_epoch, logger)
+
+
+class _Tally:
+    """What an epoch counts: metric means, clips, substitutions, skipped steps, data-loading time."""
+
+    def __init__(self):
+        self.meter, self.step_meter = MetricMeter(), MetricMeter()
+        self.clips = self.substituted = self.skipped = self.done = self.nonfinite_skipped = 0
+        self.data_time = 0.0
+        self.update_losses: list[float] = []
+
+
+class _Step:
+    """One optimiser update of :func:`train_one_epoch`: lr / wd set once, micro-batches forward and
+    backward (with the batch transform, autocast, accumulation and the non-finite budget), then logging."""
+
+    def __init__(self, model, objective, optimizer, device, precision, acc_iters, clip_grad, scaler, model_inputs,
+                 batch_transform, budget, last_checkpoint, epoch):
+        self.model, self.objective, self.optimizer, self.device = model, objective, optimizer, device
+        self.precision, self.acc_iters, self.clip_grad, self.scaler = precision, acc_iters, clip_grad, scaler
+        self.model_inputs, self.batch_transform, self.budget = model_inputs, batch_transform, budget
+        self.last_checkpoint, self.epoch = last_checkpoint, epoch
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.lr = self.wd = self.min_lr = 0.0
+        self.dropped = False  # the current optimiser step was dropped: a skipped non-finite loss
+        self.norm: float | None = None
+        self.metrics: dict = {}
+
+    def start_update(self, global_step: int, lr_schedule, wd_schedule) -> None:
+        self.dropped = False
+        i = min(global_step, len(lr_schedule) - 1)
+        set_lr_wd(self.optimizer, float(lr_schedule[i]), None if wd_schedule is None else float(wd_schedule[i]))
+        self.lr, self.min_lr, self.wd = _lr_range(self.optimizer)
+
+    def micro_step(self, batch, global_step: int, update: bool, tally: _Tally) -> None:
+        batch = move_to_device(batch, self.device)
+        if self.batch_transform is not None:
+            batch = self.batch_transform(batch)
+        with self.scaler.accumulation_context(self.model, update):
+            with autocast(self.device, self.precision):
+                outputs = forward(self.model, batch, self.model_inputs)
+                loss, metrics = self.objective(outputs, batch)
+            loss_value = _agreed_loss(loss)
+            if math.isfinite(loss_value):
+                self.norm = self.scaler(loss / self.acc_iters, self.optimizer, self.params, clip_grad=self.clip_grad,
+                                        update=update)
+            elif self.budget.take(loss_value, self.epoch, global_step, self.lr):
+                self.dropped = True  # no backward; the step's accumulated gradients are dropped
+                self.scaler.zero_grad(self.optimizer)
+            else:
+                check_finite(loss_value, epoch=self.epoch, step=global_step, lr=self.lr,
+                             last_checkpoint=self.last_checkpoint, note=self.budget.exhausted_note())
+        if not self.dropped:
+            n = _batch_size(batch)
+            tally.clips += n
+            tally.substituted += _substituted(batch)
+            self.metrics = metrics or {}
+            tally.meter.update(n=n, **{**self.metrics, "loss": loss_value})
+            tally.update_losses.append(loss_value)
+
+    def finish_update(self, step: int, global_step: int, tally: _Tally, logger: RunLogger, bar, log_every: int) -> None:
+        self.scaler.zero_grad(self.optimizer)
+        tally.done += 1
+        norm = self.norm
+        if self.dropped:
+            tally.nonfinite_skipped += 1
+        elif norm is not None and math.isfinite(norm):
+            tally.step_meter.update(grad_norm=norm)
+        else:  # fp16 overflow: the GradScaler skipped this step
+            tally.skipped += 1
+        if (step + 1) % log_every == 0 and not self.dropped:
+            logger.scalars({**self.metrics, "loss": float(np.mean(tally.update_losses))}, global_step, "train")
+            logger.scalars({"lr": self.lr, "min_lr": self.min_lr, "weight_decay": self.wd, "grad_norm": norm,
+                            "loss_scale": self.scaler.loss_scale}, global_step, "opt")
+        tally.update_losses.clear()
+        if bar is not None:
+            bar.set_postfix_str(f"loss {tally.meter.smoothed().get('loss', float('nan')):.4f} lr {self.lr:.3e}",
+                                refresh=False)
+
+
+def _epoch_stats(run: _Step, tally: _Tally, elapsed: float, epoch: int, steps_per_epoch: int,
+                 logger: RunLogger) -> dict[str, float]:
+    """The epoch's means over all ranks (see :func:`train_one_epoch`), also sent to TensorBoard."""
+    elapsed = max(elapsed, 1e-9)
+    tally.meter.synchronize()
+    tally.step_meter.synchronize()
+    stats = {**tally.meter.averages(), **tally.step_meter.averages(), "lr": run.lr, "min_lr": run.min_lr,
+             "weight_decay": run.wd, "loss_scale": run.scaler.loss_scale,
+             "clips_per_s": all_reduce_sum(float(tally.clips)) / all_reduce_mean(elapsed),
+             "data_time_frac": all_reduce_mean(tally.data_time / elapsed),
+             "substituted": int(all_reduce_sum(float(tally.substituted))),
+             "steps": tally.done, "skipped_steps": tally.skipped, "nonfinite_skipped": tally.nonfinite_skipped,
+             "global_step": epoch * steps_per_epoch + tally.done}
     logger.scalars({"clips_per_s": stats["clips_per_s"], "data_time_frac": stats["data_time_frac"]}, epoch, "perf")
     logger.scalars({"substituted": stats["substituted"]}, epoch, "data")
     return stats

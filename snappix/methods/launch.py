@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Mapping, Sequence
 
+from snappix.data.check_list import check_lists_for_training
 from snappix.engine import args as A
 from snappix.engine import distributed as D
 from snappix.engine.runner import fit, start_run
@@ -48,8 +49,6 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
 def _check_data(args: argparse.Namespace, plug: Plug) -> None:
     lists, fmt = plug.data_lists(args)
     if args.check_data and lists:  # the data doctor first (rank 0; reports in output_dir/data_check)
-        from snappix.tools.check_data import check_lists_for_training
-
         check_lists_for_training(lists, fmt, args.data_root, args.output_dir, args.check_data_deep, args.num_frames,
                                  progress=args.progress)
 
