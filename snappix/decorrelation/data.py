@@ -34,12 +34,11 @@ import torch
 from snappix.data.bad_videos import BadVideoTracker, TooManyBadVideos
 from snappix.data.lists import read_list
 from snappix.data.sampling import sampling_rate_for_path, snappix_pretrain_indices
-from snappix.data.video import VideoDecodeError, open_video
+from snappix.data.video import VIDEO_SUFFIXES, VideoDecodeError, find_videos, open_video
 
 __all__ = ["VIDEO_SUFFIXES", "PREPROCESS_MODES", "Window", "list_videos", "GreyClipSource", "train_windows",
            "protocol_windows"]
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov")
 PREPROCESS_MODES = ("none", "snappix")
 Window = tuple[int, np.ndarray]  # (video index, int64 frame indices)
 
@@ -48,7 +47,7 @@ def list_videos(data_path: str | os.PathLike, data_root: str = "", allow_outside
     """Video paths of a data set given as a folder or a list file.
 
     Args:
-        data_path: a folder (every non-hidden file with a suffix in :data:`VIDEO_SUFFIXES`, recursively,
+        data_path: a folder (every non-hidden file with a suffix in :data:`snappix.data.video.VIDEO_SUFFIXES`, recursively,
             sorted), or a pretraining list (``path start_idx total_frames``, SnapPix's ``path 0 -1``; rows
             with ``total_frames >= 0`` are frame folders).
         data_root: prefix joined to the list's paths (ignored for a folder).
@@ -64,8 +63,7 @@ def list_videos(data_path: str | os.PathLike, data_root: str = "", allow_outside
     """
     path = Path(data_path)
     if path.is_dir():
-        paths = sorted(str(p) for p in path.rglob("*")
-                       if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
+        paths = sorted(str(p) for p in find_videos(path, hidden=False, follow_links=False))
     elif path.is_file():
         paths = [e.path for e in read_list(path, "pretrain", data_root, allow_outside_root=allow_outside_root)]
     else:

@@ -172,6 +172,7 @@ def add_optimizer_args(parser: argparse.ArgumentParser, **defaults):
     g = parser.add_argument_group("optimizer")
     g.add_argument("--opt", default="adamw", choices=["adamw", "sgd"], help="optimizer")
     g.add_argument("--opt_eps", type=float, default=1e-8, help="AdamW epsilon")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (--opt sgd)")
     g.add_argument("--opt_betas", type=float, nargs=2, default=[0.9, 0.999], metavar=("BETA1", "BETA2"),
                    help="AdamW betas (SnapPix pretraining: 0.9 0.95)")
     g.add_argument("--weight_decay", type=float, default=0.05, help="weight decay")

@@ -66,8 +66,10 @@ class Method:
         on_epoch_start: optional ``(epoch, model, loader)`` hook called on every rank before each
             training epoch (also the first epoch after a resume), e.g. to refresh k-means prototypes.
             ``model`` is the unwrapped trained model; ``loader`` the training loader.
-        evaluate: optional ``(model, epoch, logger) -> metrics`` run every ``--eval_freq`` epochs and
-            after the last one.
+        evaluate: optional ``(model, epoch, logger) -> metrics`` run on every rank every ``--eval_freq``
+            epochs and after the last one. ``model`` is the training model as the engine holds it (DDP- or
+            DeepSpeed-wrapped in a distributed run): call it, or ``snappix.engine.distributed.unwrap_model``
+            it before reading attributes.
         best_metric: a key of ``evaluate``'s metrics (higher is better); ``checkpoint-best.pth`` is
             written when it improves.
         skip_weight_decay: parameter names (or globs) exempt from weight decay, besides 1-D tensors.

@@ -25,16 +25,12 @@ from . import distributed as D
 from . import optim as O
 from . import precision as P
 from . import schedules as S
-from .method import Method, check_objective
+from .method import EvalFn, Method, check_objective  # noqa: F401  (EvalFn: the evaluate hook's type)
 from .loader_guard import TrackedDataset
 from .logging import RunLogger, rewind_log
 from .loop import NonFiniteBudget, train_one_epoch
 
 log = logging.getLogger(__name__)
-
-#: ``eval_fn(model, epoch, logger) -> dict of metrics`` (run on every rank; logged as ``val_*``)
-EvalFn = Callable[[nn.Module, int, RunLogger], dict]
-
 
 def start_run(args: argparse.Namespace, prog: str, evaluation: bool = False) -> D.DistInfo:
     """The prologue every entry point shares, after parsing and the data check.
@@ -132,7 +128,8 @@ def _optimization(args: argparse.Namespace, info: D.DistInfo, method: Method, st
     if isinstance(method.objective, nn.Module):
         method.objective.to(info.device)
     optimizer = O.create_optimizer(model, lrs["lr"], args.weight_decay, args.opt, args.opt_eps, args.opt_betas,
-                                   layer_decay=args.layer_decay, skip=method.skip_weight_decay)
+                                   layer_decay=args.layer_decay, skip=method.skip_weight_decay,
+                                   momentum=getattr(args, "momentum", 0.9))
     precision = P.resolve_precision(args.precision, info.device)
     if args.enable_deepspeed:
         from . import deepspeed_utils as DSU
@@ -230,10 +227,10 @@ def fit(args: argparse.Namespace, info: D.DistInfo, method: Method) -> dict:
             sampler.set_epoch(epoch)
             if hasattr(loader.dataset, "set_epoch"):  # per-item augmentation = f(seed, epoch, item)
                 loader.dataset.set_epoch(epoch, args.seed)
+            if method.on_epoch_start is not None:  # before the re-seed: a hook that reads the loader
+                method.on_epoch_start(epoch, D.unwrap_model(model), loader)  # leaves training's draws alone
             if loader.generator is not None:  # shuffle order and worker seeds depend on the epoch only,
                 loader.generator.manual_seed(args.seed + info.rank + 100_003 * epoch)  # so a resume replays it
-            if method.on_epoch_start is not None:
-                method.on_epoch_start(epoch, D.unwrap_model(model), loader)
             stats = train_one_epoch(model, method.objective, loader, optimizer, info.device, epoch, lr_s, wd_s, steps,
                                     precision, args.acc_iters, args.clip_grad, logger, scaler=scaler,
                                     last_checkpoint=C.latest_checkpoint(args.output_dir),

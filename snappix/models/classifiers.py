@@ -12,7 +12,7 @@ return class logits ``(B, num_classes)``:
 
 Parameter names follow VideoMAE's finetuning model (``patch_embed.proj``, ``blocks.k.attn.q_bias``,
 ``fc_norm``, ``head``) so its checkpoints and the encoders of our pretraining models load with
-:func:`snappix.engine.pretrained.load_pretrained` after stripping ``encoder.``; the sensor's pattern logits
+:func:`snappix.methods.pretrained.load_pretrained` after stripping ``encoder.``; the sensor's pattern logits
 are ``sensor.logits`` (SnapPix: ``coded_layer.coded_weight``). The encoder's final ``norm`` is the
 identity (mean pooling + ``fc_norm`` instead), as in VideoMAE with ``use_mean_pooling=True``.
 

@@ -67,8 +67,18 @@ def snappix_cnn_key_map(key: str) -> str | None:
 
 
 class ConvClassifierHead:
-    """The fc6 -> fc7 head shared by C3D and SVC2D (SnapPix / TPAMI'23): needs ``fc6``, ``relu6``, ``drop``,
-    ``fc7`` and ``forward_features(video) -> (B, 8192)`` on the class that mixes it in."""
+    """The fc6 -> fc7 head and the layer count shared by C3D and SVC2D (SnapPix / TPAMI'23): needs ``blocks``
+    (the conv stages), ``fc6``, ``relu6``, ``drop``, ``fc7`` and ``forward_features(video) -> (B, 8192)`` on
+    the class that mixes it in."""
+
+    @property
+    def num_layers(self) -> int:
+        """Number of conv stages (5)."""
+        return len(self.blocks)
+
+    def get_num_layers(self) -> int:
+        """5: stage k is layer k + 1 for layer-wise lr decay (SnapPix trains both CNNs with layer decay 1.0)."""
+        return len(self.blocks)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, 8192)`` -> dropout -> fc6 -> ReLU -> dropout -> fc7: logits ``(B, K)``."""
@@ -146,15 +156,6 @@ class C3D(ConvClassifierHead, nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    @property
-    def num_layers(self) -> int:
-        """Number of conv stages (5)."""
-        return len(self.blocks)
-
-    def get_num_layers(self) -> int:
-        """5: stage k is layer k + 1 for layer-wise lr decay (SnapPix trains C3D with layer decay 1.0)."""
-        return len(self.blocks)
-
     def no_weight_decay(self) -> set[str]:
         """No extra names (biases and BatchNorm are already 1-D, hence exempt)."""
         return set()
@@ -165,7 +166,7 @@ class C3D(ConvClassifierHead, nn.Module):
 
     def remap_state_dict(self, state: dict) -> dict:
         """SnapPix C3D keys -> ours (:func:`snappix_cnn_key_map`); called by
-        :func:`~snappix.engine.pretrained.load_pretrained`."""
+        :func:`~snappix.methods.pretrained.load_pretrained`."""
         out = {}
         for k, v in state.items():
             new = snappix_cnn_key_map(k)

@@ -38,11 +38,11 @@ One converter for every source (SnapPix DAC'25 §5.1 "loading the pretrained che
    resampled with :func:`~snappix.models.pos_embed.interpolate_pos_embed`; a patch embedding of RGB
    weights loaded into a grey model is summed over the colour axis (grey replicated to 3 channels gives the
    same response), and grey weights into an RGB model are divided by 3 and repeated.
-7. **Load** with :func:`snappix.engine.pretrained.load_pretrained` (via ``engine.checkpoint.load_state_dict_report``): missing, unexpected and
+7. **Load** with :func:`snappix.methods.pretrained.load_pretrained` (via ``engine.checkpoint.load_state_dict_report``): missing, unexpected and
    shape-mismatched keys (e.g. a head with another class count: skipped, kept at init) are logged and
    returned.
 
-Checkpoint files are read by :func:`snappix.engine.pretrained.load_pretrained` (``weights_only=True``).
+Checkpoint files are read by :func:`snappix.methods.pretrained.load_pretrained` (``weights_only=True``).
 VideoMAE, VideoMAEv2 and SnapPix checkpoints pickle an ``argparse.Namespace`` next to the weights, which
 the safe loader refuses: pass ``trusted=True`` for files you trust (the error says so).
 """
@@ -75,7 +75,7 @@ DEFAULT_MODEL_KEYS = ("model", "module", "state_dict")
 
 @dataclass
 class ConversionReport:
-    """What :func:`convert_state_dict` / :func:`snappix.engine.pretrained.load_pretrained` did.
+    """What :func:`convert_state_dict` / :func:`snappix.methods.pretrained.load_pretrained` did.
 
     Attributes:
         missing: model keys not loaded (kept at their initialisation), including the shape-mismatched ones.
@@ -183,7 +183,7 @@ def convert_state_dict(model: nn.Module, state: Mapping[str, Any], *, model_keys
 
     Returns:
         ``(converted state dict, report)``; the report's ``missing`` / ``unexpected`` / ``mismatched`` are
-        filled by :func:`snappix.engine.pretrained.load_pretrained`, not here.
+        filled by :func:`snappix.methods.pretrained.load_pretrained`, not here.
 
     Raises:
         ValueError: a learned position table whose grid cannot be inferred.

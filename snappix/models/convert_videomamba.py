@@ -2,7 +2,7 @@
 :class:`~snappix.models.videomamba.VideoMamba`.
 
 Called through :func:`snappix.models.convert.convert_state_dict` (the model's ``remap_state_dict`` hook), so
-``snappix.engine.pretrained.load_pretrained(model, path)`` loads these files directly and reports missing,
+``snappix.methods.pretrained.load_pretrained(model, path)`` loads these files directly and reports missing,
 unexpected and shape-mismatched keys:
 
 * **video checkpoints** (K400 / SSv2 finetuned, ``videomamba_{t,s,m}16_{k400,ssv2}_f{8,16,32,64}_res{224,...}``):

@@ -208,7 +208,7 @@ def _ignore(name: str, kwargs: dict, keys: tuple[str, ...], why: str) -> None:
 def _create_classifier(cls, pretrained: bool, defaults: dict, kwargs: dict, name: str = ""):
     if pretrained:
         raise ValueError("no pretrained weights are registered for snappix models; load a checkpoint with "
-                         "snappix.engine.pretrained.load_pretrained instead")
+                         "snappix.methods.pretrained.load_pretrained instead")
     for key in _TIMM_KWARGS:
         kwargs.pop(key, None)
     if cls in (VideoViTClassifier, C3D):

@@ -196,15 +196,6 @@ class SVC2D(ConvClassifierHead, nn.Module):
         self.relu6 = nn.ReLU(inplace=True)
         self.fc7 = nn.Linear(4096, num_classes)
 
-    @property
-    def num_layers(self) -> int:
-        """Number of conv stages (5)."""
-        return len(self.blocks)
-
-    def get_num_layers(self) -> int:
-        """5: stage k is layer k + 1 for layer-wise lr decay (SnapPix trains SVC2D with layer decay 1.0)."""
-        return len(self.blocks)
-
     def no_weight_decay(self) -> set[str]:
         """The sensor's parameters (``sensor.logits``)."""
         return sensor_param_names(self.sensor)

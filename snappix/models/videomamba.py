@@ -218,7 +218,7 @@ _UNUSED_KWARGS = ("coded_type", "pattern_path", "pattern_dir", "tile_size", "sen
 def _videomamba(size: str, pretrained: bool, kwargs: dict) -> VideoMamba:
     if pretrained:
         raise ValueError("no pretrained weights are registered for snappix models; load VideoMamba's released "
-                         "checkpoints with snappix.engine.pretrained.load_pretrained instead")
+                         "checkpoints with snappix.methods.pretrained.load_pretrained instead")
     for key in _TIMM_KWARGS:
         kwargs.pop(key, None)
     given = {k: kwargs.pop(k) for k in _UNUSED_KWARGS if k in kwargs}
