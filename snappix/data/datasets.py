@@ -35,6 +35,12 @@ from .video import VideoDecodeError, backend_available, open_video
 
 log = logging.getLogger(__name__)
 
+
+def _pick(indices_fn: Callable, n: int, fps: float) -> list[np.ndarray]:
+    """``indices_fn(n)``, or ``indices_fn(n, fps)`` when it says ``wants_fps = True`` (trimmed windows)."""
+    return indices_fn(n, fps) if getattr(indices_fn, "wants_fps", False) else indices_fn(n)
+
+
 class _VideoListDataset(Dataset):
     """Shared machinery: list reading, decoding, bounded retries and deterministic substitutes."""
 
@@ -71,7 +77,7 @@ class _VideoListDataset(Dataset):
         # (each DataLoader worker keeps its own copy). Sampling and augmentation are unchanged: the same
         # indices are taken from the cached frames. Meant for small datasets (the quickstart, tests).
         self.cache_videos = cache_videos
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache: dict[str, tuple[np.ndarray, float]] = {}  # path -> (frames, fps)
         self._colour_checked = torch.zeros(1, dtype=torch.uint8).share_memory_()  # one check per run
 
     def __len__(self) -> int:
@@ -140,12 +146,13 @@ class _VideoListDataset(Dataset):
 
     def _decode(self, entry: ListEntry, backend: str, indices_fn) -> list[np.ndarray]:
         if self.cache_videos and entry.is_video_file:
-            frames = self._cache.get(entry.path)
-            if frames is None:
+            cached = self._cache.get(entry.path)
+            if cached is None:
                 with open_video(entry.path, backend=backend) as reader:
-                    frames = reader.get_frames(np.arange(reader.num_frames))
-                self._cache[entry.path] = frames
-            return [frames[idx] for idx in indices_fn(len(frames))]
+                    cached = (reader.get_frames(np.arange(reader.num_frames)), float(reader.fps))
+                self._cache[entry.path] = cached
+            frames, fps = cached
+            return [frames[idx] for idx in _pick(indices_fn, len(frames), fps)]
         with open_video(entry.path, backend=backend) as reader:
             n = reader.num_frames
             offset = 0
@@ -155,7 +162,7 @@ class _VideoListDataset(Dataset):
                 if n < 1:
                     raise VideoDecodeError(entry.path, f"frame folder has {reader.num_frames} frames, "
                                                        f"list says start {offset}, total {entry.total_frames}")
-            return [reader.get_frames(idx + offset) for idx in indices_fn(n)]
+            return [reader.get_frames(idx + offset) for idx in _pick(indices_fn, n, float(reader.fps))]
 
     def _load_with_fallback(self, index: int, load: Callable[[ListEntry], dict]) -> dict:
         """Load item ``index``; on failure retry, then substitute the next readable row.
@@ -212,7 +219,9 @@ class _VideoListDataset(Dataset):
 
 
 class VideoClsDataset(_VideoListDataset):
-    """Classification dataset over a ``path label`` list (VideoMAE / SnapPix ``VideoClsDataset``).
+    """Classification dataset over a ``path label`` list (VideoMAE / SnapPix ``VideoClsDataset``), or a
+    regression dataset over a ``path target`` list (``list_format="reg"``: samples carry a float32
+    ``target`` instead of ``label``).
 
     Modes:
         * ``train``: random clip (``sampling='dense'``: ``num_frames x sampling_rate`` window, or
@@ -230,9 +239,10 @@ class VideoClsDataset(_VideoListDataset):
         crop_scale, crop_ratio: area fraction and aspect-ratio ranges of the training random resized crop
             (VideoMAE: (0.08, 1) and (3/4, 4/3)).
         mean, std: optional normalisation in the dataset (SnapPix normalises after the sensor instead).
+        list_format: ``"cls"`` (``label``) or ``"reg"`` (``target``), see :mod:`snappix.data.lists`.
 
     Raises:
-        ValueError: bad mode/sampling; ListFormatError: malformed list row; FileNotFoundError: too
+        ValueError: bad mode/sampling/list_format; ListFormatError: malformed list row; FileNotFoundError: too
         many listed files missing.
     """
 
@@ -244,7 +254,10 @@ class VideoClsDataset(_VideoListDataset):
                  test_num_crop: int = 3, aa: str | None = "rand-m7-n4-mstd0.5-inc1", reprob: float = 0.25,
                  flip: bool = True, gray: str | None = "first", mean=None, std=None, dense_style: str = "videomae",
                  crop_scale: tuple[float, float] = (0.08, 1.0),
-                 crop_ratio: tuple[float, float] = (3 / 4, 4 / 3), **kwargs):
+                 crop_ratio: tuple[float, float] = (3 / 4, 4 / 3), list_format: str = "cls", **kwargs):
+        if list_format not in ("cls", "reg"):
+            raise ValueError(f"list_format must be 'cls' or 'reg', got {list_format!r}")
+        self.list_format = list_format
         if mode not in ("train", "validation", "test"):
             raise ValueError(f"mode must be train, validation or test, got {mode!r}")
         if sampling not in ("dense", "segment"):
@@ -286,21 +299,30 @@ class VideoClsDataset(_VideoListDataset):
         np_rng, py_rng, torch_rng = self._generators(item)
 
         def load(entry: ListEntry) -> dict:
-            if entry.label is None:
-                raise ValueError(f"{self.data_path}:{entry.line_no}: row has no label")
-            if self.mode == "train":  # repeated augmentation: one decode, num_sample augmentations of it
-                frames = self._read(entry, lambda n: [self._indices(n, 0, np_rng)])[0]
-                videos = [self.transform(frames, rng=py_rng, generator=torch_rng) for _ in range(self.num_sample)]
-                video = torch.stack(videos) if self.num_sample > 1 else videos[0]
-            else:
-                frames = self._read(entry, lambda n: [self._indices(n, segment, np_rng)])[0]
-                video = self.transform(frames, crop_idx=crop, num_crop=self.test_num_crop)
-            return {"video": video, "label": entry.label}
+            return {"video": self._clip(entry, lambda n: [self._indices(n, segment, np_rng)], crop, py_rng,
+                                        torch_rng), **self._target(entry)}
 
         sample = self._load_with_fallback(index, load)
         if self.mode == "test":
             sample.update(segment=segment, crop=crop)
         return sample
+
+    def _target(self, entry: ListEntry) -> dict:
+        """``{"label": int}`` or, for ``reg`` lists, ``{"target": float32 tensor}``."""
+        reg = self.list_format == "reg"
+        value = entry.target if reg else entry.label
+        if value is None:
+            raise ValueError(f"{self.data_path}:{entry.line_no}: row has no {'target' if reg else 'label'}")
+        return {"target": torch.tensor(value, dtype=torch.float32)} if reg else {"label": value}
+
+    def _clip(self, entry: ListEntry, indices_fn, crop: int, py_rng, torch_rng) -> torch.Tensor:
+        """Decode the frames ``indices_fn`` picks and transform them (``num_sample`` times in training:
+        repeated augmentation, one decode)."""
+        frames = self._read(entry, indices_fn)[0]
+        if self.mode != "train":
+            return self.transform(frames, crop_idx=crop, num_crop=self.test_num_crop)
+        videos = [self.transform(frames, rng=py_rng, generator=torch_rng) for _ in range(self.num_sample)]
+        return torch.stack(videos) if self.num_sample > 1 else videos[0]
 
 
 class VideoPretrainDataset(_VideoListDataset):

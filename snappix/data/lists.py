@@ -11,6 +11,8 @@ numeric fields are split off from the right):
                                                            ``0 -1`` means "a video file"
 ``rawframes``  ``frame_dir total_frames label``            VideoMAEv2 ``RawFrameClsDataset``, mmaction2
 ``long``       ``path label duration_s``                   long-video datasets (LVU)
+``reg``        ``path target``                             regression (LVU like / view); ``target``
+                                                           a finite float, used as written
 =============  ==========================================  =========================================
 
 Robust to CRLF line endings, repeated spaces and tabs, blank lines and ``#`` comments.
@@ -23,6 +25,7 @@ Lists are always written with ``\\n`` line endings.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -37,6 +40,7 @@ FORMATS = {
     "pretrain": (("start_idx", "total_frames"), (int, int)),
     "rawframes": (("total_frames", "label"), (int, int)),
     "long": (("label", "duration_s"), (int, float)),
+    "reg": (("target",), (float,)),
 }
 
 
@@ -56,6 +60,7 @@ class ListEntry:
         start_idx: first frame index (``pretrain``), else 0.
         total_frames: number of frames (``pretrain`` raw-frame rows, ``rawframes``); -1 = a video file.
         duration_s: clip duration in seconds (``long``), else ``None``.
+        target: regression target (``reg``), else ``None``.
     """
 
     path: str
@@ -65,6 +70,7 @@ class ListEntry:
     start_idx: int = 0
     total_frames: int = -1
     duration_s: float | None = None
+    target: float | None = None
 
     @property
     def is_video_file(self) -> bool:
@@ -118,6 +124,8 @@ def parse_line(line: str, fmt: str, data_root: str = "", source: str = "<list>",
         raise ListFormatError(f"{where}: total_frames must be -1 (video file) or >= 0, got {text!r}")
     if fmt == "rawframes" and values["total_frames"] < 1:
         raise ListFormatError(f"{where}: total_frames must be >= 1 for a frame folder, got {text!r}")
+    if not all(math.isfinite(v) for v in values.values() if isinstance(v, float)):
+        raise ListFormatError(f"{where}: numeric fields must be finite (no nan / inf), got {text!r}")
     if "label" in values and values["label"] < 0:
         raise ListFormatError(f"{where}: label must be >= 0, got {text!r}")
     return ListEntry(path=_join(data_root, rel), rel_path=rel, line_no=line_no, **values)
@@ -167,9 +175,10 @@ def check_rows(entries: Sequence[ListEntry], source: str, data_root: str = "",
         first = seen.setdefault(e.rel_path, e)
         if first is e:
             continue
-        if first.label != e.label:
-            raise ListFormatError(f"{source}:{e.line_no}: {e.rel_path!r} has label {e.label}, but label "
-                                  f"{first.label} at line {first.line_no}; one file must have one label")
+        if (first.label, first.target) != (e.label, e.target):
+            what, a, b = ("target", first.target, e.target) if e.label is None else ("label", first.label, e.label)
+            raise ListFormatError(f"{source}:{e.line_no}: {e.rel_path!r} has {what} {b}, but {what} "
+                                  f"{a} at line {first.line_no}; one file must have one {what}")
         if first == ListEntry(**{**e.__dict__, "line_no": first.line_no}):
             duplicates.append((first.line_no, e.line_no))
     if duplicates:
@@ -184,7 +193,7 @@ def read_list(path: str | os.PathLike, fmt: str, data_root: str = "", allow_outs
 
     Args:
         path: the list file (UTF-8; a BOM is accepted).
-        fmt: one of ``cls``, ``pretrain``, ``rawframes``, ``long`` (see module docstring).
+        fmt: one of ``cls``, ``pretrain``, ``rawframes``, ``long``, ``reg`` (see module docstring).
         data_root: prefix joined to every path (VideoMAE's ``--data_root``).
         allow_outside_root: accept rows whose path is absolute or climbs out of a non-empty ``data_root``.
         check: run :func:`check_rows` (duplicates, conflicting labels, paths outside the root).

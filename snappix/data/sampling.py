@@ -10,7 +10,8 @@ deterministic modes ignore it. Conventions follow VideoMAE / VideoMAEv2 / SnapPi
 * :func:`multiview_dense_indices` -- ``test_num_segment`` evenly spaced dense clips (test views);
 * :func:`snappix_pretrain_indices` -- HybridVideoMAE pretraining / decorrelation clips;
 * :func:`sampling_rate_for_path` -- SnapPix's SSV2 sampling-rate override, made explicit;
-* :func:`trimmed_windows` -- sliding windows ``[s, s + trimmed)`` seconds over long videos (LVU).
+* :func:`window_seconds` / :func:`window_frames` / :func:`trimmed_windows` -- sliding windows
+  ``[s, s + trimmed]`` seconds over long videos (LVU) and their frame ranges.
 """
 
 from __future__ import annotations
@@ -160,32 +161,63 @@ def sampling_rate_for_path(path: str, sampling_rate: int, ssv2_sampling_rate: in
     return sampling_rate
 
 
+def window_seconds(duration_s: float, trimmed: float = 60.0, time_stride: float = 16.0) -> list[tuple[float, float]]:
+    """Sliding windows over a long video in seconds (VideoMamba LVU ``trimmed`` / ``time_stride``,
+    https://arxiv.org/abs/2403.06977; ``docs/methods/videomamba.md``).
+
+    Windows are ``[s, min(s + trimmed, duration_s)]`` for ``s = 0, time_stride, ...`` below ``duration_s``;
+    a last window shorter than ``trimmed / 2`` is dropped, and a video no longer than ``trimmed`` is the
+    single window ``[0, duration_s]``.
+
+    Returns:
+        ``[(start_s, end_s), ...]`` (floats), at least one.
+
+    Raises:
+        ValueError: ``duration_s``, ``trimmed`` or ``time_stride`` not > 0.
+    """
+    if not duration_s > 0:
+        raise ValueError(f"duration_s must be > 0, got {duration_s}")
+    if not (trimmed > 0 and time_stride > 0):
+        raise ValueError(f"trimmed and time_stride must be > 0, got {trimmed}, {time_stride}")
+    if duration_s <= trimmed:
+        return [(0.0, float(duration_s))]
+    out = []
+    for k in range(math.ceil(duration_s / time_stride)):
+        s = k * time_stride
+        e = min(s + trimmed, duration_s)
+        if e - s >= trimmed / 2:
+            out.append((float(s), float(e)))
+    return out
+
+
+def window_frames(window_s: tuple[float, float], fps: float, video_len: int) -> tuple[int, int]:
+    """Seconds to a half-open, non-empty frame range: ``int(sec * fps)`` (as the reference, with the
+    decoder's fps), clipped to ``[0, video_len)``.
+
+    Raises:
+        ValueError: ``fps`` not > 0 or ``video_len < 1``.
+    """
+    if not fps > 0 or video_len < 1:
+        raise ValueError(f"need fps > 0 and video_len >= 1, got {fps}, {video_len}")
+    a = min(int(window_s[0] * fps), video_len - 1)
+    b = min(int(window_s[1] * fps), video_len)
+    return a, max(b, a + 1)
+
+
 def trimmed_windows(duration_s: float, fps: float, video_len: int, trimmed: float = 60.0,
                     time_stride: float = 16.0) -> list[tuple[int, int]]:
-    """Sliding windows over a long video (VideoMamba LVU ``trimmed`` / ``time_stride``).
-
-    Windows are ``[s, s + trimmed]`` seconds for ``s = 0, time_stride, ...`` below ``duration_s``;
-    a last window shorter than ``trimmed / 2`` is dropped, and a video shorter than ``trimmed``
-    is a single window. Seconds become frames with ``int(sec * fps)``, clipped to the video.
+    """:func:`window_seconds` converted to frame ranges with :func:`window_frames`; a video no longer
+    than ``trimmed`` is the whole video ``(0, video_len)``.
 
     Returns:
         ``[(start_frame, end_frame), ...]`` half-open frame ranges, each non-empty.
     """
     if duration_s <= 0 or fps <= 0 or video_len < 1:
         raise ValueError(f"need duration_s > 0, fps > 0, video_len >= 1; got {duration_s}, {fps}, {video_len}")
-    if trimmed <= 0 or time_stride <= 0:
-        raise ValueError(f"trimmed and time_stride must be > 0, got {trimmed}, {time_stride}")
     if duration_s <= trimmed:
+        window_seconds(duration_s, trimmed, time_stride)  # checks trimmed / time_stride
         return [(0, video_len)]
-    windows = []
-    for k in range(math.ceil(duration_s / time_stride)):
-        s = k * time_stride
-        e = min(s + trimmed, duration_s)
-        if e - s < trimmed / 2:
-            continue
-        a, b = min(int(s * fps), video_len - 1), min(int(e * fps), video_len)
-        windows.append((a, max(b, a + 1)))
-    return windows
+    return [window_frames(w, fps, video_len) for w in window_seconds(duration_s, trimmed, time_stride)]
 
 
 def clip_in_window(window: tuple[int, int], indices: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ import torch
 from snappix.data.datasets import VideoClsDataset, multiple_samples_collate
 from snappix.data.lists import read_list
 from snappix.data.mixup import build_mixup
+from snappix.data.windowed import WindowedVideoDataset
 from snappix.engine import args as A
 from snappix.engine import distributed as D
 from snappix.engine.loop import evaluate
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 DATASETS = {"Kinetics-400": 400, "Kinetics-600": 600, "Kinetics-700": 700, "Kinetics-710": 710, "SSV2": 174,
             "UCF101": 101, "HMDB51": 51, "Kinetics_sparse": 400, "Breakfast": 10, "COIN": 180, "LVU": None,
             "custom": None}
+#: datasets the VideoMamba reference samples one frame per segment (TSN), whatever the model
+SEGMENT_DATASETS = ("Kinetics_sparse", "Breakfast", "COIN", "LVU")
 #: the field's test views (segments x crops) per dataset, used by scripts/precise_val
 FIELD_VIEWS = {"Kinetics-400": (5, 3), "SSV2": (2, 3), "UCF101": (3, 3)}
 
@@ -57,7 +60,14 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--test_path", default=None, help="test list when --data_path is a file (default: val)")
     g.add_argument("--sampling", default=None, choices=["dense", "segment"],
                    help="dense num_frames x sampling_rate clips (SnapPix, all datasets) or one frame per "
-                        "segment (VideoMAE SSV2, Kinetics_sparse); default: segment for Kinetics_sparse")
+                        "segment (TSN); default: segment for " + ", ".join(SEGMENT_DATASETS) + ", for SSV2 "
+                        "with a videomamba_* model (the VideoMamba reference) and with --trimmed; else dense")
+    g.add_argument("--trimmed", type=float, default=None, metavar="SECONDS",
+                   help="long videos: every row becomes sliding windows of this many seconds (VideoMamba LVU: "
+                        "60), each tested and trained as its own clip; the multi-view test averages all "
+                        "windows of a video (off by default)")
+    g.add_argument("--time_stride", type=float, default=16.0, metavar="SECONDS",
+                   help="with --trimmed: seconds between window starts (VideoMamba LVU: 16)")
     g.add_argument("--short_side_size", type=int, default=112,
                    help="validation / test: resize the short side to this before the crop")
     g.add_argument("--drop_path", type=float, default=0.1, help="stochastic depth rate")
@@ -136,19 +146,33 @@ def check_classes(args, lists) -> int:
     return nb
 
 
-def make_dataset(args, path: str, mode: str) -> VideoClsDataset:
-    sampling = args.sampling or ("segment" if args.data_set == "Kinetics_sparse" else "dense")
+def default_sampling(args: argparse.Namespace) -> str:
+    """``--sampling``, else ``segment`` for :data:`SEGMENT_DATASETS`, for SSV2 with a ``videomamba_*``
+    model (VideoMamba samples SSV2 by segments, SnapPix densely) and with ``--trimmed``; else ``dense``."""
+    if args.sampling:
+        return args.sampling
+    videomamba_ssv2 = args.data_set == "SSV2" and str(args.model).startswith("videomamba")
+    segment = args.data_set in SEGMENT_DATASETS or videomamba_ssv2 or getattr(args, "trimmed", None)
+    return "segment" if segment else "dense"
+
+
+def make_dataset(args, path: str, mode: str, list_format: str = "cls") -> VideoClsDataset:
+    """The dataset of one list (``cls`` labels or ``reg`` targets); a :class:`WindowedVideoDataset` of
+    ``--trimmed`` / ``--time_stride`` windows when ``--trimmed`` is given."""
     flip = {"on": True, "off": False}.get(args.flip, args.data_set != "SSV2")
-    return VideoClsDataset(path, args.data_root, mode=mode, num_frames=args.num_frames,
-                           sampling_rate=args.sampling_rate, sampling=sampling, input_size=args.input_size,
-                           short_side_size=args.short_side_size, num_sample=args.num_sample,
-                           test_num_segment=args.test_num_segment, test_num_crop=args.test_num_crop,
-                           aa=args.aa if args.aa and args.aa != "none" else None, reprob=args.reprob, flip=flip,
-                           video_backend=args.video_backend, max_bad_fraction=args.max_bad_fraction,
-                           log_dir=args.output_dir, cache_videos=args.cache_videos,
-                           allow_outside_root=args.allow_outside_root,
-                           crop_scale=tuple(args.train_crop_scale),
-                           crop_ratio=tuple(args.train_crop_ratio))
+    windows = {}
+    if getattr(args, "trimmed", None):
+        windows = dict(trimmed=args.trimmed, time_stride=args.time_stride)
+    cls = WindowedVideoDataset if windows else VideoClsDataset
+    return cls(path, args.data_root, mode=mode, num_frames=args.num_frames, list_format=list_format, **windows,
+               sampling_rate=args.sampling_rate, sampling=default_sampling(args), input_size=args.input_size,
+               short_side_size=args.short_side_size, num_sample=args.num_sample,
+               test_num_segment=args.test_num_segment, test_num_crop=args.test_num_crop,
+               aa=args.aa if args.aa and args.aa != "none" else None, reprob=args.reprob, flip=flip,
+               video_backend=args.video_backend, max_bad_fraction=args.max_bad_fraction,
+               log_dir=args.output_dir, cache_videos=args.cache_videos,
+               allow_outside_root=args.allow_outside_root,
+               crop_scale=tuple(args.train_crop_scale), crop_ratio=tuple(args.train_crop_ratio))
 
 
 def build_model(args: argparse.Namespace, num_classes: int) -> torch.nn.Module:
