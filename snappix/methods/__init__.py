@@ -18,7 +18,7 @@ from typing import Callable
 from snappix.engine.distributed import DistInfo
 from snappix.engine.method import Method
 
-from . import classification, classification_test, masked_video
+from . import classification, classification_test, masked_video, regression
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ FINETUNING: dict[str, Plug] = {
     "finetune": Plug(classification.add_args, classification.data_lists, classification.build, check=_check_classes,
                      after_fit=classification_test.after_fit, evaluate_only=classification_test.evaluate_only,
                      prog="finetune"),
+    # one value per video (LVU like / view), MSE and Pearson r; shares the finetuning flags
+    "regression": Plug(classification.add_args, regression.data_lists, regression.build, check=regression.check,
+                       after_fit=regression.after_fit, evaluate_only=regression.evaluate_only, prog="regression"),
 }
 
 __all__ = ["Plug", "PRETRAINING", "FINETUNING", "Method"]

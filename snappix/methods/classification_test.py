@@ -28,8 +28,13 @@ def find_eval_checkpoint(output_dir: str | None) -> str | None:
     return best if os.path.isfile(best) else C.latest_checkpoint(output_dir)
 
 
-def run_test(args, info, model, test_path: str, checkpoint: str | None, tag: str) -> dict:
-    """Load ``checkpoint`` (if given) into ``model`` and run the multi-view test; returns the summary."""
+def run_test(args, info, model, test_path: str, checkpoint: str | None, tag: str, list_format: str = "cls",
+             scoring=None) -> dict:
+    """Load ``checkpoint`` (if given) into ``model`` and run the multi-view test; returns the summary.
+
+    ``list_format`` (``cls`` / ``reg``) and ``scoring`` (``dataset -> dict(score_fn=..., scorer=...)`` for
+    :func:`snappix.engine.multiview.multiview_test`; default: softmax and top-k) let another finetuning
+    plug (regression) reuse this test."""
     if checkpoint:
         state = C.load_checkpoint(checkpoint)
         if "model" not in state:
@@ -42,35 +47,37 @@ def run_test(args, info, model, test_path: str, checkpoint: str | None, tag: str
     if args.class_names:
         with open(args.class_names) as f:
             names = [line.strip() for line in f if line.strip()]
-    dataset = make_dataset(args, test_path, "test")
+    dataset = make_dataset(args, test_path, "test", list_format)
     out = os.path.join(args.output_dir, tag) if args.output_dir else None
     return multiview_test(model.to(info.device), eval_loader(args, info, dataset), info.device, args.precision,
-                          output_dir=out, class_names=names, unreadable=args.test_unreadable)
+                          output_dir=out, class_names=names, unreadable=args.test_unreadable,
+                          **(scoring(dataset) if scoring else {}))
 
 
-def after_fit(args: argparse.Namespace, info: D.DistInfo, history: dict) -> dict:
+def after_fit(args: argparse.Namespace, info: D.DistInfo, history: dict, **test_kw) -> dict:
     """``--test_best``: the multi-view test of ``checkpoint-best.pth`` (else the final weights) after
     training, stored as ``history["test"]`` and in ``output_dir/test``."""
     test_list = resolve_lists(args)[2]
     if args.test_best and test_list:
         best = C.checkpoint_path(args.output_dir, "best") if args.output_dir else None
         history["test"] = run_test(args, info, history["model"], test_list,
-                                   best if best and os.path.isfile(best) else None, "test")
+                                   best if best and os.path.isfile(best) else None, "test", **test_kw)
     return history
 
 
-def evaluate_only(args: argparse.Namespace, info: D.DistInfo) -> dict:
+def evaluate_only(args: argparse.Namespace, info: D.DistInfo, build=None, **test_kw) -> dict:
     """``--eval``: the multi-view test of ``--resume``, else the run's best / latest checkpoint, else the
-    ``--finetune`` weights.
+    ``--finetune`` weights. ``build`` (``args -> (model, outputs)``, default the classifier) and ``test_kw``
+    (:func:`run_test`'s ``list_format`` / ``scoring``) serve other finetuning plugs.
 
     Raises:
         FileNotFoundError: no checkpoint in ``--output_dir`` and no ``--resume`` / ``--finetune``.
     """
-    model, _ = build_classifier(args)
+    model, _ = (build or build_classifier)(args)
     checkpoint = args.resume or find_eval_checkpoint(args.output_dir)
     if checkpoint is None and args.finetune:
         load_pretrained(model, args.finetune, trusted=args.trust_checkpoint, min_loaded=args.finetune_min_loaded)
     elif checkpoint is None:
         raise FileNotFoundError(f"--eval: no checkpoint-best.pth or checkpoint-latest.pth in {args.output_dir} "
                                 "and no --resume / --finetune given")
-    return {"test": run_test(args, info, model, resolve_lists(args)[2], checkpoint, "test")}
+    return {"test": run_test(args, info, model, resolve_lists(args)[2], checkpoint, "test", **test_kw)}
