@@ -123,6 +123,8 @@ def test_multiview_test_averages_every_window(long_list, tmp_path):
         np.testing.assert_allclose(merged.scores[row], (per_window[0] + per_window[1]) / 2, atol=1e-12)
     summary = multiview_test(_MeanFrame(), loader, "cpu", "fp32", output_dir=str(tmp_path / "t"))
     assert summary["num_videos"] == 2 and summary["num_views"] == 16 and summary["missing_views"] == 0
+    assert summary["num_windows"] == 4 and summary["single_view_videos"] == 4  # one centre view per window
+    assert "2 videos, 4 windows x 4 views" in (tmp_path / "t" / "multiview_summary.txt").read_text()
 
 
 def test_merge_reports_a_missing_window():

@@ -72,7 +72,9 @@ def summarize(merged: MergedViews, unreadable: str = "skip") -> dict[str, Any]:
     ``num_views`` (distinct views merged), ``duplicates_dropped``, ``missing_views``,
     ``substituted_views``, ``unreadable_videos`` (count), ``unreadable_rows`` (list rows),
     ``unreadable_policy``, ``video_top1``, ``video_top5``, ``clip_top1``, ``single_view`` ([segment, crop]),
-    ``single_view_videos``, ``single_view_top1``.
+    ``single_view_videos`` (views scored as single view: one per video, or per window of a long video),
+    ``single_view_top1``, ``num_windows`` (distinct ``(row, window)`` pairs scored; ``num_videos`` unless
+    the test set was cut into windows).
 
     Raises:
         ValueError: an unknown ``unreadable`` policy.
@@ -91,6 +93,8 @@ def summarize(merged: MergedViews, unreadable: str = "skip") -> dict[str, Any]:
         return float(hits.sum() * 100.0 / total) if total else float("nan")
 
     n_videos = len(merged.index)
+    windows = views.get("window", np.zeros(len(views["index"]), np.int64))
+    num_windows = len(np.unique(np.stack([views["index"], windows], axis=1), axis=0)) if len(windows) else 0
     return {
         "num_videos": int(n_videos), "num_listed": merged.num_listed,
         "num_segments": merged.num_segments, "num_crops": merged.num_crops,
@@ -103,7 +107,7 @@ def summarize(merged: MergedViews, unreadable: str = "skip") -> dict[str, Any]:
         "video_top5": (video["top5"] * n_videos / (n_videos + n_bad) if n_bad else video["top5"]),
         "clip_top1": share(per_view, n_bad * merged.views_per_video),
         "single_view": [seg, crop], "single_view_videos": int(centre.sum()),
-        "single_view_top1": share(per_view[centre], n_bad),
+        "single_view_top1": share(per_view[centre], n_bad), "num_windows": int(num_windows),
     }
 
 
@@ -115,15 +119,19 @@ def format_summary(summary: Mapping[str, Any], sources: Sequence[str] | None = N
     """
     s, c = summary["num_segments"], summary["num_crops"]
     seg, crop = summary["single_view"]
+    n_win = summary.get("num_windows", summary["num_videos"])
+    per = n_win != summary["num_videos"]  # long videos cut into windows
+    head = f"{summary['num_videos']} videos, {n_win} windows" if per else f"{summary['num_videos']} videos"
     lines = [
-        f"Multi-view test: {summary['num_videos']} videos x {summary['views_per_video']} views "
+        f"Multi-view test: {head} x {summary['views_per_video']} views "
         f"({s} segments x {c} crops) = {summary['num_views']} views merged",
         f"  sampler padding duplicates dropped: {summary['duplicates_dropped']}; missing views: "
         f"{summary['missing_views']}; unreadable videos: {summary.get('unreadable_videos', 0)}",
-        f"  video-level (mean softmax over {summary['views_per_video']} views): "
+        f"  video-level (mean softmax over {'all' if per else summary['views_per_video']} views): "
         f"top-1 {summary['video_top1']:.3f}  top-5 {summary['video_top5']:.3f}",
         f"  clip-level (mean over all views of per-view correctness): top-1 {summary['clip_top1']:.3f}",
-        f"  single-view (segment {seg}, crop {crop}; {summary['single_view_videos']} videos): "
+        f"  single-view (segment {seg}, crop {crop}; {summary['single_view_videos']} "
+        f"{'windows' if per else 'videos'}): "
         f"top-1 {summary['single_view_top1']:.3f}",
     ]
     rows = summary.get("unreadable_rows") or []
