@@ -27,7 +27,8 @@ def classifier_from_flags(flags: Mapping[str, Any], num_classes: int) -> nn.Modu
 
     Uses ``model``, ``input_size``, ``num_frames``, ``drop_path``, ``init_scale``, ``coded_type`` / ``pattern`` /
     ``pattern_dir`` (coded models) and the ``kcenter_*`` flags (``kcenter_vit_*`` models); absent keys
-    take the flag defaults. Weights are freshly initialised.
+    take the flag defaults. ``videomamba_*`` models are built for grey input (``in_chans=1``), which is what
+    the finetuning loader delivers. Weights are freshly initialised.
 
     Raises:
         KeyError: no ``model``; snappix.errors.UnknownModelError: an unknown model name (close names listed).
@@ -38,6 +39,9 @@ def classifier_from_flags(flags: Mapping[str, Any], num_classes: int) -> nn.Modu
     if flags.get("coded_type") is not None:
         kwargs.update(coded_type=flags["coded_type"], pattern_path=flags.get("pattern"),
                       pattern_dir=flags.get("pattern_dir"))
+    if str(flags["model"]).startswith("videomamba"):
+        # the finetuning loader yields grey one-channel clips; the registered VideoMamba sizes default to RGB
+        kwargs["in_chans"] = 1
     if flags["model"].startswith("kcenter_vit"):
         kwargs.update({kw: flags[flag] for flag, kw in KCENTER_FLAGS.items() if flag in flags})
     return timm.create_model(require_model(flags["model"]), **kwargs)

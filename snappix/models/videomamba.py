@@ -11,6 +11,7 @@ name                         dim / depth  parameters (without head / with a 400-
 ``videomamba_tiny``          192 / 24     6.96 M / 7.03 M  (224 px, 8 frames, RGB)
 ``videomamba_small``         384 / 24     25.41 M / 25.57 M
 ``videomamba_middle``        576 / 32     73.65 M / 73.88 M
+``videomamba_super_tiny``    64 / 4       CPU demo size: grey, d_state 8, tubelet 4 (see its docstring)
 ===========================  ===========  =========================================================
 
 Common: patch 16, tubelet 1, d_state 16, d_conv 4, expand 2, dt_rank ``ceil(dim / 16)``, RMSNorm (eps 1e-5),
@@ -215,6 +216,10 @@ _UNUSED_KWARGS = ("coded_type", "pattern_path", "pattern_dir", "tile_size", "sen
                   "qkv_bias")
 
 
+#: the CPU demo size (``videomamba_super_tiny``): everything that differs from the reference sizes
+_SUPER_TINY = dict(embed_dim=64, depth=4, d_state=8, tubelet_size=4, num_frames=16, img_size=112, in_chans=1)
+
+
 def _videomamba(size: str, pretrained: bool, kwargs: dict) -> VideoMamba:
     if pretrained:
         raise ValueError("no pretrained weights are registered for snappix models; load VideoMamba's released "
@@ -225,8 +230,12 @@ def _videomamba(size: str, pretrained: bool, kwargs: dict) -> VideoMamba:
     if given:
         _log.info("videomamba_%s: ignoring %s (options of other models)", size,
                   ", ".join(f"{k}={v!r}" for k, v in given.items()))
-    dim, depth = VIDEOMAMBA_SIZES[size]
-    args = dict(embed_dim=dim, depth=depth, patch_size=16, tubelet_size=1, num_frames=8, img_size=224, in_chans=3)
+    if size == "super_tiny":
+        args = dict(patch_size=16, **_SUPER_TINY)
+    else:
+        dim, depth = VIDEOMAMBA_SIZES[size]
+        args = dict(embed_dim=dim, depth=depth, patch_size=16, tubelet_size=1, num_frames=8, img_size=224,
+                    in_chans=3)
     args.update(kwargs)
     return VideoMamba(**args)
 
@@ -247,3 +256,13 @@ def videomamba_small(pretrained: bool = False, **kwargs) -> VideoMamba:
 def videomamba_middle(pretrained: bool = False, **kwargs) -> VideoMamba:
     """VideoMamba-M (576 / 32): 73.65 M parameters without head, 73.88 M with 400 classes (8 x 224^2 RGB)."""
     return _videomamba("middle", pretrained, kwargs)
+
+
+@register_model
+def videomamba_super_tiny(pretrained: bool = False, **kwargs) -> VideoMamba:
+    """A VideoMamba small enough to train on a laptop CPU (``bash scripts/demos/videomamba.sh``): width 64,
+    depth 4, state size 8 (the reference sizes use 16), grey input (``in_chans=1``) and tubelets of 4 frames,
+    so that 16 frames of 64 x 64 pixels make 4 x 4 x 4 = 64 tokens (plus CLS), as many as the quickstart's
+    video ViT. Not a size of the paper: the pure-PyTorch scan costs about ``B x L x 2d x d_state`` per
+    block, and this is what fits a few minutes of CPU time."""
+    return _videomamba("super_tiny", pretrained, kwargs)

@@ -1,0 +1,87 @@
+"""Results table of a demo: finetuned runs side by side, with parameters and a margin check.
+
+    python -m snappix.tools.demo_report --title "VideoMamba demo" --timings OUT/timings.tsv \\
+        --run "VideoMamba=OUT/ft_videomamba" --run "video ViT=OUT/ft_video" \\
+        --run "single frame=OUT/ft_short" --baseline "single frame" --margin 15 --out OUT/results.md
+
+Each ``NAME=DIR`` is a ``run_finetuning.py`` output folder; the model is rebuilt from ``DIR/config.yaml``
+(never loading weights) and measured as in :mod:`snappix.tools.results_table` (multi-view and one-view
+top-1 from ``DIR/test/multiview_summary.json``, tokens and GFLOPs of one clip); the parameter count
+includes the head. With ``--baseline NAME --margin M`` every other row is compared with that row and the
+margins are printed (the exit status stays 0: a demo reports, it does not judge).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from snappix.tools import results_table as RT
+
+
+def count_parameters(run_dir: str) -> int:
+    """Parameters of the model ``run_dir/config.yaml`` describes (rebuilt, randomly initialised)."""
+    model = RT.build_model_from_config(RT.load_run_config(run_dir))
+    return sum(p.numel() for p in model.parameters())
+
+
+def format_rows(rows: list[RT.RunRow], params: list[int]) -> str:
+    lines = ["| model | top-1 (multi-view) | top-1 (1 view) | parameters | tokens/clip | GFLOPs/clip | train time |",
+             "|---|---|---|---|---|---|---|"]
+    for r, n in zip(rows, params):
+        top1 = f"{r.top1:.1f} ({r.views})" if r.top1 is not None else "n/a"
+        single = f"{r.single_view_top1:.1f}" if r.single_view_top1 is not None else "n/a"
+        train = f"{r.train_s:.0f} s" if r.train_s is not None else "n/a"
+        lines.append(f"| {r.name} | {top1} | {single} | {n / 1e6:.2f} M | {r.tokens} | {r.gflops:.3f} | {train} |")
+    return "\n".join(lines)
+
+
+def margins(rows: list[RT.RunRow], baseline: str, margin: float) -> list[str]:
+    """One line per non-baseline row: its multi-view top-1 minus the baseline's, against ``margin``."""
+    base = next((r for r in rows if r.name == baseline), None)
+    if base is None or base.top1 is None:
+        return [f"(no multi-view top-1 for the baseline {baseline!r}: no margin computed)"]
+    out = []
+    for r in rows:
+        if r is base or r.top1 is None:
+            continue
+        gap = r.top1 - base.top1
+        verdict = "at least" if gap >= margin else "LESS than"
+        out.append(f"{r.name}: {gap:+.1f} points over {baseline} ({verdict} the {margin:g} points asked)")
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", action="append", required=True, metavar="NAME=DIR",
+                   help="a row: display name and run_finetuning.py output folder (repeat)")
+    p.add_argument("--timings", default=None, help="TSV NAME<TAB>seconds of training wall time")
+    p.add_argument("--title", default="Results")
+    p.add_argument("--notes", default="", help="text printed under the table")
+    p.add_argument("--baseline", default=None, help="row name the others are compared with")
+    p.add_argument("--margin", type=float, default=15.0, help="points over --baseline to report against")
+    p.add_argument("--out", default=None, help="write the Markdown here")
+    args = p.parse_args(argv)
+    timings = RT.read_timings(args.timings)
+    rows, params = [], []
+    for spec in args.run:
+        name, sep, run_dir = spec.partition("=")
+        if not sep or not name or not run_dir:
+            p.error(f"--run expects NAME=DIR, got {spec!r}")
+        rows.append(RT.collect(name, run_dir, timings))
+        params.append(count_parameters(run_dir))
+    text = f"## {args.title}\n\n{format_rows(rows, params)}\n"
+    if args.baseline:
+        text += "\n" + "\n".join(f"- {line}" for line in margins(rows, args.baseline, args.margin)) + "\n"
+    if args.notes:
+        text += f"\n{args.notes}\n"
+    print(text)
+    if args.out:
+        from snappix.data.lists import write_lines
+
+        write_lines(args.out, text.splitlines())
+        print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
