@@ -85,7 +85,7 @@ def test_finetuning_builds_videomamba_for_grey_clips():
     assert tiny.in_chans == 1 and tiny.grid == (2, 2, 2)
     demo = classifier_from_flags(dict(model="videomamba_super_tiny", input_size=64, num_frames=16, drop_path=0.0,
                                       init_scale=1.0), 8)
-    assert demo.in_chans == 1 and demo.grid == (4, 4, 4) and demo.embed_dim == 64 and len(demo.blocks) == 4
+    assert demo.in_chans == 1 and demo.grid == (4, 2, 2) and demo.embed_dim == 96 and len(demo.blocks) == 4
     assert demo(torch.rand(2, 1, 16, 64, 64)).shape == (2, 8)
 
 
