@@ -71,6 +71,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--short_side_size", type=int, default=112,
                    help="validation / test: resize the short side to this before the crop")
     g.add_argument("--drop_path", type=float, default=0.1, help="stochastic depth rate")
+    g.add_argument("--in_chans", type=int, default=1,
+                   help="input channels of the classifier: 1 for the grey clips the data layer delivers")
     g.add_argument("--init_scale", type=float, default=0.001,
                    help="multiplier of the freshly initialised head (VideoMAE/SnapPix 0.001; 1 for short "
                         "schedules, where a near-zero head delays learning)")

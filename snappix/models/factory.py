@@ -27,21 +27,19 @@ def classifier_from_flags(flags: Mapping[str, Any], num_classes: int) -> nn.Modu
 
     Uses ``model``, ``input_size``, ``num_frames``, ``drop_path``, ``init_scale``, ``coded_type`` / ``pattern`` /
     ``pattern_dir`` (coded models) and the ``kcenter_*`` flags (``kcenter_vit_*`` models); absent keys
-    take the flag defaults. ``videomamba_*`` models are built for grey input (``in_chans=1``), which is what
-    the finetuning loader delivers. Weights are freshly initialised.
+    take the flag defaults. ``in_chans`` (default 1) is passed to every model: the finetuning loader delivers
+    grey one-channel clips, also to models whose registered default is RGB (``videomamba_*``, like the
+    released checkpoints). Weights are freshly initialised.
 
     Raises:
         KeyError: no ``model``; snappix.errors.UnknownModelError: an unknown model name (close names listed).
     """
     kwargs: dict[str, Any] = dict(num_classes=num_classes, drop_path_rate=flags.get("drop_path") or 0.0,
                                   img_size=flags.get("input_size", 112), num_frames=flags.get("num_frames", 16),
-                                  init_scale=flags.get("init_scale", 0.001))
+                                  init_scale=flags.get("init_scale", 0.001), in_chans=flags.get("in_chans", 1))
     if flags.get("coded_type") is not None:
         kwargs.update(coded_type=flags["coded_type"], pattern_path=flags.get("pattern"),
                       pattern_dir=flags.get("pattern_dir"))
-    if str(flags["model"]).startswith("videomamba"):
-        # the finetuning loader yields grey one-channel clips; the registered VideoMamba sizes default to RGB
-        kwargs["in_chans"] = 1
     if flags["model"].startswith("kcenter_vit"):
         kwargs.update({kw: flags[flag] for flag, kw in KCENTER_FLAGS.items() if flag in flags})
     return timm.create_model(require_model(flags["model"]), **kwargs)
