@@ -86,7 +86,21 @@ def test_finetuning_builds_videomamba_for_grey_clips():
     demo = classifier_from_flags(dict(model="videomamba_super_tiny", input_size=64, num_frames=16, drop_path=0.0,
                                       init_scale=1.0), 8)
     assert demo.in_chans == 1 and demo.grid == (4, 2, 2) and demo.embed_dim == 96 and len(demo.blocks) == 4
+    assert demo.global_pool == "avg" and tiny.global_pool == "token"
     assert demo(torch.rand(2, 1, 16, 64, 64)).shape == (2, 8)
+
+
+def test_global_pool_avg_reads_the_mean_of_the_patch_tokens():
+    import torch
+
+    from snappix.models.videomamba import VideoMamba
+
+    model = VideoMamba(num_classes=3, img_size=32, num_frames=2, in_chans=1, embed_dim=16, depth=1,
+                       global_pool="avg").eval()
+    tokens = torch.randn(2, 1 + 2 * 2 * 2, 16)
+    assert torch.allclose(model.forward_head(tokens, pre_logits=True), tokens[:, 1:].mean(1))
+    with pytest.raises(ValueError, match="global_pool"):
+        VideoMamba(num_classes=3, img_size=32, num_frames=2, in_chans=1, embed_dim=16, depth=1, global_pool="max")
 
 
 def test_demo_report_margins():

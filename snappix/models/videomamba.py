@@ -11,7 +11,7 @@ name                         dim / depth  parameters (without head / with a 400-
 ``videomamba_tiny``          192 / 24     6.96 M / 7.03 M  (224 px, 8 frames, RGB)
 ``videomamba_small``         384 / 24     25.41 M / 25.57 M
 ``videomamba_middle``        576 / 32     73.65 M / 73.88 M
-``videomamba_super_tiny``    96 / 4       CPU demo size: grey, patch 32, d_state 8, tubelet 4 (docstring)
+``videomamba_super_tiny``    96 / 4       CPU demo size: grey, patch 32, d_state 8, tubelet 4, mean pool
 ===========================  ===========  =========================================================
 
 Common: patch 16, tubelet 1, d_state 16, d_conv 4, expand 2, dt_rank ``ceil(dim / 16)``, RMSNorm (eps 1e-5),
@@ -79,6 +79,8 @@ class VideoMamba(nn.Module):
         norm_mean, norm_std: input statistics; ``"auto"`` picks by ``in_chans``; ``None`` for both: identity.
         scan_backend: ``"auto"`` | ``"sequential"`` | ``"parallel"`` | ``"cuda"`` (see
             :func:`~snappix.models.selective_scan.selective_scan`).
+        global_pool: ``"token"`` (VideoMamba: the CLS token feeds the head) or ``"avg"`` (the mean of the
+            patch tokens, as VideoMAE's ViT classifiers; used by ``videomamba_super_tiny``).
 
     Shapes:
         ``forward(video)``: float ``(B, in_chans, num_frames, H, W)`` in [0, 1] -> logits ``(B, K)``.
@@ -94,10 +96,14 @@ class VideoMamba(nn.Module):
                  drop_rate: float = 0.0, drop_path_rate: float = 0.1, fc_drop_rate: float = 0.0,
                  head_drop_rate: float | None = None, init_scale: float = 1.0, norm_eps: float = 1e-5,
                  norm_mean: str | float | Sequence[float] | None = "auto",
-                 norm_std: str | float | Sequence[float] | None = "auto", scan_backend: str = "auto") -> None:
+                 norm_std: str | float | Sequence[float] | None = "auto", scan_backend: str = "auto",
+                 global_pool: str = "token") -> None:
         super().__init__()
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        if global_pool not in ("token", "avg"):
+            raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
+        self.global_pool = global_pool
         self.grid = token_grid(num_frames, img_size, tubelet_size, patch_size)
         self.num_classes, self.img_size, self.patch_size = num_classes, img_size, patch_size
         self.num_frames, self.tubelet_size, self.in_chans = num_frames, tubelet_size, in_chans
@@ -198,9 +204,9 @@ class VideoMamba(nn.Module):
         return self.norm_f(x)
 
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Tokens ``(B, L, D)`` -> the CLS token (position 0) -> dropout -> head: logits ``(B, K)`` (or the
-        CLS features ``(B, D)`` with ``pre_logits``)."""
-        x = tokens[:, 0]
+        """Tokens ``(B, L, D)`` -> the CLS token (position 0; with ``global_pool="avg"`` the mean of the other
+        tokens) -> dropout -> head: logits ``(B, K)`` (or those features ``(B, D)`` with ``pre_logits``)."""
+        x = tokens[:, 1:].mean(1) if self.global_pool == "avg" else tokens[:, 0]
         return x if pre_logits else self.head(self.head_drop(x))
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
@@ -217,7 +223,7 @@ _UNUSED_KWARGS = ("coded_type", "pattern_path", "pattern_dir", "tile_size", "sen
 
 
 #: the CPU demo size (``videomamba_super_tiny``): everything that differs from the reference sizes
-_SUPER_TINY = dict(patch_size=32, embed_dim=96, depth=4, d_state=8, tubelet_size=4, num_frames=16, img_size=112, in_chans=1)
+_SUPER_TINY = dict(patch_size=32, embed_dim=96, depth=4, d_state=8, tubelet_size=4, global_pool="avg", num_frames=16, img_size=112, in_chans=1)
 
 
 def _videomamba(size: str, pretrained: bool, kwargs: dict) -> VideoMamba:
@@ -262,7 +268,8 @@ def videomamba_middle(pretrained: bool = False, **kwargs) -> VideoMamba:
 def videomamba_super_tiny(pretrained: bool = False, **kwargs) -> VideoMamba:
     """A VideoMamba small enough to train on a laptop CPU (``bash scripts/demos/videomamba.sh``): width 96,
     depth 4, state size 8 (the reference sizes use 16), grey input (``in_chans=1``), patches of 32 pixels and
-    tubelets of 4 frames, so that 16 frames of 64 x 64 pixels make 4 x 2 x 2 = 16 tokens (plus CLS). Not a
-    size of the paper: the pure-PyTorch scan costs about ``B x L x 2d x d_state`` per block, and this is what
-    trains in a few minutes of CPU time."""
+    tubelets of 4 frames, so that 16 frames of 64 x 64 pixels make 4 x 2 x 2 = 16 tokens (plus CLS), and the
+    head reads the mean of the patch tokens (``global_pool="avg"``) instead of the CLS token. Not a size of
+    the paper: the pure-PyTorch scan costs about ``B x L x 2d x d_state`` per block, and this is what trains
+    in a few minutes of CPU time."""
     return _videomamba("super_tiny", pretrained, kwargs)
