@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Finetune with a recipe from configs/finetune/RECIPE.yaml (SnapPix §5.3 values) on $GPUS processes.
+# Finetune with a recipe from configs/finetune/RECIPE.yaml (SnapPix values, docs/methods/snappix.md) on $GPUS processes.
 #   GPUS=2 OUTPUT_DIR=out/coded_vits_k400 DATA_PATH=lists/K400 DATA_ROOT=/data \
 #   FINETUNE=out/coded_vits_pt/checkpoint-299.pth PATTERN=patterns/pattern_4.pth \
 #   bash scripts/finetune/finetune.sh coded_vits_k400 [extra flags]

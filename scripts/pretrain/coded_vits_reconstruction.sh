@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SnapPix reconstruction study (§4): super-tiny coded MAE, no masking, coded image -> 16 frames,
+# SnapPix reconstruction study (docs/methods/snappix.md): super-tiny coded MAE, no masking, coded image -> 16 frames,
 # PSNR every 5 epochs. Sweep the pattern with CODED_TYPE = short | long | naive | sparse | decor_fix.
 #   GPUS=2 OUTPUT_DIR=out/recon_decor_fix DATA_PATH=lists/SSV2_recon/train.csv VAL_PATH=lists/SSV2_recon/val.csv \
 #   DATA_ROOT=/data PATTERN_DIR=patterns CODED_TYPE=decor_fix bash scripts/pretrain/coded_vits_reconstruction.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # VideoMAE pretraining of the super-tiny video ViT (16 grey frames, patch 8, tubelet 2): the
-# "video ViT" baseline of SnapPix, whose pretraining script SnapPix did not ship (§11.4).
+# "video ViT" baseline of SnapPix, whose pretraining script SnapPix did not ship.
 #   GPUS=4 OUTPUT_DIR=out/videomae_super_tiny_pt DATA_PATH=lists/pretrained_combine.csv DATA_ROOT=/data \
 #   bash scripts/pretrain/videomae_super_tiny_pt.sh [extra flags]
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SnapPix coded-image -> video pretraining, ViT-S/8 (specs/snappix.md §3.4 recipe: 300 epochs,
+# SnapPix coded-image -> video pretraining, ViT-S/8 (docs/methods/snappix.md recipe: 300 epochs,
 # 64 videos x 4 samples per GPU, acc_iters 8 on 4 GPUs, lr 1e-3 -> 8e-3, tube 0.85 / running cell 0.5).
 #   GPUS=4 OUTPUT_DIR=out/coded_vits_pt DATA_PATH=lists/pretrained_combine.csv DATA_ROOT=/data \
 #   PATTERN=patterns/pattern_4.pth bash scripts/pretrain/vits_pt.sh [extra flags]
