@@ -13,7 +13,6 @@ margins are printed (the exit status stays 0: a demo reports, it does not judge)
 
 from __future__ import annotations
 
-import argparse
 
 from snappix.tools import results_table as RT
 
@@ -51,35 +50,18 @@ def margins(rows: list[RT.RunRow], baseline: str, margin: float) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", action="append", required=True, metavar="NAME=DIR",
-                   help="a row: display name and run_finetuning.py output folder (repeat)")
-    p.add_argument("--timings", default=None, help="TSV NAME<TAB>seconds of training wall time")
-    p.add_argument("--title", default="Results")
-    p.add_argument("--notes", default="", help="text printed under the table")
+    p = RT.table_parser(__doc__)
     p.add_argument("--baseline", default=None, help="row name the others are compared with")
     p.add_argument("--margin", type=float, default=15.0, help="points over --baseline to report against")
-    p.add_argument("--out", default=None, help="write the Markdown here")
     args = p.parse_args(argv)
-    timings = RT.read_timings(args.timings)
-    rows, params = [], []
-    for spec in args.run:
-        name, sep, run_dir = spec.partition("=")
-        if not sep or not name or not run_dir:
-            p.error(f"--run expects NAME=DIR, got {spec!r}")
-        rows.append(RT.collect(name, run_dir, timings))
-        params.append(count_parameters(run_dir))
+    rows = RT.collect_runs(p, args.run, RT.read_timings(args.timings))
+    params = [count_parameters(spec.partition("=")[2]) for spec in args.run]
     text = f"## {args.title}\n\n{format_rows(rows, params)}\n"
     if args.baseline:
         text += "\n" + "\n".join(f"- {line}" for line in margins(rows, args.baseline, args.margin)) + "\n"
     if args.notes:
         text += f"\n{args.notes}\n"
-    print(text)
-    if args.out:
-        from snappix.data.lists import write_lines
-
-        write_lines(args.out, text.splitlines())
-        print(f"written to {args.out}")
+    RT.emit(text, args.out)
     return 0
 
 

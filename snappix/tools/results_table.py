@@ -145,32 +145,46 @@ def format_table(rows: list[RunRow]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def table_parser(description: str | None) -> argparse.ArgumentParser:
+    """The flags of a results table: ``--run NAME=DIR`` (repeat), ``--timings``, ``--title``, ``--notes``, ``--out``."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", action="append", required=True, metavar="NAME=DIR",
                    help="a row: display name and run_finetuning.py output folder (repeat)")
     p.add_argument("--timings", default=None, help="TSV NAME<TAB>seconds of training wall time")
     p.add_argument("--title", default="Results")
     p.add_argument("--notes", default="", help="text printed under the table")
     p.add_argument("--out", default=None, help="write the Markdown here")
+    return p
+
+
+def main(argv=None) -> int:
+    p = table_parser(__doc__)
     args = p.parse_args(argv)
-    timings = read_timings(args.timings)
+    rows = collect_runs(p, args.run, read_timings(args.timings))
+    text = f"## {args.title}\n\n{format_table(rows)}\n"
+    emit(text + (f"\n{args.notes}\n" if args.notes else ""), args.out)
+    return 0
+
+
+def collect_runs(parser: argparse.ArgumentParser, specs, timings) -> list:
+    """One row per ``--run NAME=DIR`` (:func:`collect`); a malformed spec is a usage error of ``parser``."""
     rows = []
-    for spec in args.run:
+    for spec in specs:
         name, sep, run_dir = spec.partition("=")
         if not sep or not name or not run_dir:
-            p.error(f"--run expects NAME=DIR, got {spec!r}")
+            parser.error(f"--run expects NAME=DIR, got {spec!r}")
         rows.append(collect(name, run_dir, timings))
-    text = f"## {args.title}\n\n{format_table(rows)}\n"
-    if args.notes:
-        text += f"\n{args.notes}\n"
+    return rows
+
+
+def emit(text: str, out: str | None) -> None:
+    """Print the Markdown ``text`` and, with ``out``, write it there."""
     print(text)
-    if args.out:
+    if out:
         from snappix.data.lists import write_lines
 
-        write_lines(args.out, text.splitlines())
-        print(f"written to {args.out}")
-    return 0
+        write_lines(out, text.splitlines())
+        print(f"written to {out}")
 
 
 if __name__ == "__main__":
