@@ -13,10 +13,13 @@
   attention-guided masking; import from the module).
 * :mod:`~snappix.models.registry`: ``pretrain_videomae_*`` / ``pretrain_coded_videomae_*`` in timm's registry
   (importing this package registers them).
+* :mod:`~snappix.models.distill_student`: students of masked distillation (UMT / VideoMamba §3.4):
+  ``videomamba_*_pretrain`` and ``distill_video_vit_*`` in timm's registry.
 """
 
 from snappix.models import registry  # noqa: F401  (registers the timm entry points)
 from snappix.models import videomamba  # noqa: F401  (registers videomamba_{tiny,small,middle})
+from snappix.models import distill_student  # noqa: F401  (registers videomamba_*_pretrain, distill_video_vit_*)
 from snappix.models.layers import ATTN_IMPLS, Attention, Block, init_weights, set_attn_impl
 from snappix.models.mae import MAEDecoder, PretrainCodedMAE, PretrainVideoMAE
 from snappix.models.patch_embed import PatchEmbed3d, token_grid

@@ -183,6 +183,16 @@ class VideoMamba(nn.Module):
         return remap_videomamba_state_dict(self, state, report)
 
     # ---------------------------------------------------------------- forward
+    def patch_tokens(self, video: torch.Tensor) -> torch.Tensor:
+        """Raw clip ``(B, C, T, H, W)`` in [0, 1] -> normalised, patch-embedded tokens ``(B, T'H'W', D)`` in
+        spatial-first order (frame-major raster), no positions, no CLS token.
+
+        Raises:
+            ValueError: a clip of another shape than the model was built for, or an integer dtype.
+        """
+        check_clip(video, self.in_chans, self.num_frames, self.img_size, type(self).__name__)
+        return self.patch_embed(self.input_norm(video))
+
     def embed(self, video: torch.Tensor) -> torch.Tensor:
         """Raw clip ``(B, C, T, H, W)`` in [0, 1] -> token sequence ``(B, 1 + T'H'W', D)`` with positions added,
         in the order ``[CLS, frame 0 tokens, frame 1 tokens, ...]``.
@@ -190,8 +200,7 @@ class VideoMamba(nn.Module):
         Raises:
             ValueError: a clip of another shape than the model was built for, or an integer dtype.
         """
-        check_clip(video, self.in_chans, self.num_frames, self.img_size, type(self).__name__)
-        tokens = self.patch_embed(self.input_norm(video))  # (B, T'H'W', D), frame-major raster order
+        tokens = self.patch_tokens(video)  # (B, T'H'W', D), frame-major raster order
         frames, h, w = self.grid
         tokens = tokens.unflatten(1, (frames, h * w))
         tokens = tokens + self.pos_embed[:, None, 1:] + self.temporal_pos_embedding[:, :, None]
@@ -226,7 +235,9 @@ _UNUSED_KWARGS = ("coded_type", "pattern_path", "pattern_dir", "tile_size", "sen
 _SUPER_TINY = dict(patch_size=32, embed_dim=96, depth=4, d_state=8, tubelet_size=4, global_pool="avg", num_frames=16, img_size=112, in_chans=1)
 
 
-def _videomamba(size: str, pretrained: bool, kwargs: dict) -> VideoMamba:
+def _videomamba(size: str, pretrained: bool, kwargs: dict, cls: type[VideoMamba] | None = None) -> VideoMamba:
+    """``cls`` (default :class:`VideoMamba`; a subclass such as the distillation student) of the registered
+    ``size`` with ``kwargs`` overriding the registered defaults."""
     if pretrained:
         raise ValueError("no pretrained weights are registered for snappix models; load VideoMamba's released "
                          "checkpoints with snappix.methods.pretrained.load_pretrained instead")
@@ -243,7 +254,7 @@ def _videomamba(size: str, pretrained: bool, kwargs: dict) -> VideoMamba:
         args = dict(embed_dim=dim, depth=depth, patch_size=16, tubelet_size=1, num_frames=8, img_size=224,
                     in_chans=3)
     args.update(kwargs)
-    return VideoMamba(**args)
+    return (cls or VideoMamba)(**args)
 
 
 @register_model

@@ -4,16 +4,20 @@
   reconstruction on per-tubelet normalised targets.
 * :class:`~snappix.objectives.reconstruction.CodedReconstructionLoss`: SnapPix's reconstruction study
   (global-normalised targets, PSNR).
+* :class:`~snappix.objectives.distillation.DistillationLoss`: masked feature distillation (UMT / VideoMamba
+  §3.4): ``2 - 2 cos`` between the student's features and a frozen teacher's at CLS and the visible tokens.
 """
 
+from .distillation import DistillationLoss
 from .pixel_mae import PixelMAELoss
 from .reconstruction import CodedReconstructionLoss, psnr
 
-__all__ = ["PixelMAELoss", "CodedReconstructionLoss", "psnr", "build_objective"]
+__all__ = ["PixelMAELoss", "CodedReconstructionLoss", "DistillationLoss", "psnr", "build_objective"]
 
 
 def build_objective(task: str, tubelet_size: int, patch_size: int, normalize_target: bool = True):
-    """``--task pretrain`` (masked pixel MAE) or ``--task reconstruction`` (SnapPix §4).
+    """``--task pretrain`` (masked pixel MAE), ``--task reconstruction`` (SnapPix §4) or ``--task distill``
+    (masked feature distillation, :class:`DistillationLoss`; the sizes are not used).
 
     Raises:
         ValueError: unknown task.
@@ -22,7 +26,9 @@ def build_objective(task: str, tubelet_size: int, patch_size: int, normalize_tar
         return PixelMAELoss(tubelet_size, patch_size, normalize_target)
     if task == "reconstruction":
         return CodedReconstructionLoss(tubelet_size, patch_size)
-    raise ValueError(f"unknown task {task!r}; valid: pretrain, reconstruction")
+    if task == "distill":
+        return DistillationLoss()
+    raise ValueError(f"unknown task {task!r}; valid: pretrain, reconstruction, distill")
 
 
 # Finetuning / evaluation: cross-entropy with label smoothing or mixup soft targets, top-1/top-5.
