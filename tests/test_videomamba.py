@@ -133,6 +133,15 @@ def test_registry_accepts_the_finetuning_flags():
     assert grey.patch_embed.proj.weight.shape == (192, 1, 1, 16, 16) and grey.head_drop.p == 0.3
 
 
+def test_super_tiny_registered_defaults_build_and_run():
+    """The CPU demo size works with its registered defaults (64 px: a multiple of its 32-px patch)."""
+    for name in ("videomamba_super_tiny", "videomamba_super_tiny_pretrain"):
+        model = timm.create_model(name)
+        assert model.grid == (4, 2, 2) and model.img_size == 64 and model.in_chans == 1
+    out = timm.create_model("videomamba_super_tiny", num_classes=8)(torch.rand(2, 1, 16, 64, 64))
+    assert out.shape == (2, 8)
+
+
 # ------------------------------------------------------------------------------------------ optimiser
 def test_layer_decay_scales_differ_per_block():
     model = small_model(depth=3)

@@ -325,6 +325,10 @@ class VideoClsDataset(_VideoListDataset):
         return torch.stack(videos) if self.num_sample > 1 else videos[0]
 
 
+#: clip sampling of :class:`VideoPretrainDataset` (``run_pretraining.py --sampling``)
+PRETRAIN_SAMPLINGS = ("snappix", "dense", "sparse")
+
+
 class VideoPretrainDataset(_VideoListDataset):
     """Masked-pretraining dataset over a ``path start_idx total_frames`` list (VideoMAEv2 / SnapPix).
 
@@ -337,7 +341,8 @@ class VideoPretrainDataset(_VideoListDataset):
     crop (see :mod:`snappix.masking.saliency`); its errors are not treated as bad videos.
 
     Args:
-        sampling: ``"snappix"`` (HybridVideoMAE clip, the default) or ``"dense"``.
+        sampling: ``"snappix"`` (HybridVideoMAE clip, the default), ``"dense"`` or ``"sparse"`` (one frame from
+            each of ``num_frames`` equal segments of the whole video, TSN; VideoMamba's masked pretraining).
         ssv2_sampling_rate: SnapPix's SSV2 override made explicit (``2`` in SnapPix): paths
             containing ``ssv2_processed`` / ``SomethingV2`` use it instead of ``sampling_rate``.
         train: random clip offsets (``False``: deterministic validation clips).
@@ -350,8 +355,8 @@ class VideoPretrainDataset(_VideoListDataset):
                  encoder_mask: Callable | None = None, decoder_mask: Callable | None = None,
                  num_sample: int = 1, train: bool = True, gray: str | None = "first",
                  scales: Sequence[float] = (1, .875, .75, .66), mean=None, std=None, **kwargs):
-        if sampling not in ("snappix", "dense"):
-            raise ValueError(f"sampling must be 'snappix' or 'dense', got {sampling!r}")
+        if sampling not in PRETRAIN_SAMPLINGS:
+            raise ValueError(f"sampling must be one of {PRETRAIN_SAMPLINGS}, got {sampling!r}")
         super().__init__(data_path, data_root, **kwargs)
         self.gray = gray
         self.num_frames, self.sampling_rate, self.sampling = num_frames, sampling_rate, sampling
@@ -364,6 +369,8 @@ class VideoPretrainDataset(_VideoListDataset):
         rate = sampling.sampling_rate_for_path(entry.rel_path, self.sampling_rate, self.ssv2_sampling_rate)
         if self.sampling == "snappix":
             return sampling.snappix_pretrain_indices(n, self.num_frames, rate, train=self.train, rng=np_rng)
+        if self.sampling == "sparse":  # the sampling rate does not apply: segments span the whole video
+            return sampling.segment_indices(n, self.num_frames, train=self.train, rng=np_rng)
         return sampling.dense_clip_indices(n, self.num_frames, rate, train=self.train, rng=np_rng)
 
     def __getitem__(self, index: int) -> dict:

@@ -5,8 +5,8 @@ ranks at epoch end.
 
 TensorBoard tags (``output_dir/tb`` unless ``--log_dir``): per optimiser step ``train/loss``,
 ``train/<objective metric>``, ``opt/lr``, ``opt/weight_decay``, ``opt/grad_norm``, ``opt/loss_scale``;
-per epoch ``perf/clips_per_s``, ``perf/data_time_frac``, ``data/substituted`` and the epoch means
-under ``epoch/<split>_<name>``.
+per epoch ``perf/clips_per_s``, ``perf/data_time_frac``, ``perf/transform_time_frac`` (the batch transform's
+share, e.g. a frozen teacher's cost), ``data/substituted`` and the epoch means under ``epoch/<split>_<name>``.
 """
 
 from __future__ import annotations

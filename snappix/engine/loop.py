@@ -52,6 +52,13 @@ def forward(model: nn.Module, batch: Mapping[str, Any], model_inputs: Sequence[s
     return model(batch["video"], **{k: batch[k] for k in model_inputs if k in batch})
 
 
+def _synced_clock(device: torch.device | str) -> float:
+    """``time.perf_counter()`` after the device's queued work has finished (CUDA runs asynchronously)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def _batch_size(batch: Mapping[str, Any]) -> int:
     return int(batch["video"].shape[0])
 
@@ -149,7 +156,8 @@ def train_one_epoch(model: nn.Module, objective: Objective, loader: Iterable, op
     Returns:
         epoch means over all ranks: ``loss`` and the objective's metrics (weighted by batch size),
         ``grad_norm`` (finite steps only); plus ``lr`` / ``min_lr`` / ``weight_decay`` of the last step, ``loss_scale``,
-        ``clips_per_s`` (all ranks), ``data_time_frac``, ``substituted`` (clips the data layer
+        ``clips_per_s`` (all ranks), ``data_time_frac``, ``transform_time_frac`` (share of the epoch spent in
+        ``batch_transform``, e.g. a frozen teacher's forward pass), ``substituted`` (clips the data layer
         replaced, summed over ranks), ``steps``, ``skipped_steps`` (non-finite gradients: fp16
         overflow), ``nonfinite_skipped`` (steps skipped for a non-finite loss), and ``global_step`` (the
         next step index).
@@ -216,6 +224,7 @@ class _Tally:
         self.meter, self.step_meter = MetricMeter(), MetricMeter()
         self.clips = self.substituted = self.skipped = self.done = self.nonfinite_skipped = 0
         self.data_time = 0.0
+        self.transform_time = 0.0  # the batch transform's share (a frozen teacher, mixup)
         self.update_losses: list[float] = []
 
 
@@ -244,7 +253,9 @@ class _Step:
     def micro_step(self, batch, global_step: int, update: bool, tally: _Tally) -> None:
         batch = move_to_device(batch, self.device)
         if self.batch_transform is not None:
+            start = _synced_clock(self.device)
             batch = self.batch_transform(batch)
+            tally.transform_time += _synced_clock(self.device) - start
         with self.scaler.accumulation_context(self.model, update):
             with autocast(self.device, self.precision):
                 outputs = forward(self.model, batch, self.model_inputs)
@@ -297,10 +308,11 @@ def _epoch_stats(run: _Step, tally: _Tally, elapsed: float, epoch: int, steps_pe
              "weight_decay": run.wd, "loss_scale": run.scaler.loss_scale,
              "clips_per_s": all_reduce_sum(float(tally.clips)) / all_reduce_mean(elapsed),
              "data_time_frac": all_reduce_mean(tally.data_time / elapsed),
+             "transform_time_frac": all_reduce_mean(tally.transform_time / elapsed),
              "substituted": int(all_reduce_sum(float(tally.substituted))),
              "steps": tally.done, "skipped_steps": tally.skipped, "nonfinite_skipped": tally.nonfinite_skipped,
              "global_step": epoch * steps_per_epoch + tally.done}
-    logger.scalars({"clips_per_s": stats["clips_per_s"], "data_time_frac": stats["data_time_frac"]}, epoch, "perf")
+    logger.scalars({k: stats[k] for k in ("clips_per_s", "data_time_frac", "transform_time_frac")}, epoch, "perf")
     logger.scalars({"substituted": stats["substituted"]}, epoch, "data")
     return stats
 
@@ -308,8 +320,12 @@ def _epoch_stats(run: _Step, tally: _Tally, elapsed: float, epoch: int, steps_pe
 @torch.no_grad()
 def evaluate(model: nn.Module, objective: Objective, loader: Iterable, device: torch.device | str,
              precision: str = "bf16", logger: RunLogger | None = None, desc: str = "eval",
-             model_inputs: Sequence[str] = MODEL_INPUTS, max_batches: int | None = None) -> dict[str, float]:
+             model_inputs: Sequence[str] = MODEL_INPUTS, max_batches: int | None = None,
+             batch_transform: Callable[[dict], dict] | None = None) -> dict[str, float]:
     """Run ``objective`` over ``loader`` without gradients; return batch-size-weighted means over all ranks.
+
+    ``batch_transform``: optional ``batch -> batch`` applied on the device before the forward pass (outside
+    autocast), as in training (e.g. a frozen teacher that adds targets and the mask).
 
     Returns:
         ``{"loss": ..., <objective metrics>..., "substituted": int}`` (e.g. ``psnr`` for the
@@ -328,6 +344,8 @@ def evaluate(model: nn.Module, objective: Objective, loader: Iterable, device: t
             if max_batches is not None and i >= max_batches:
                 break
             batch = move_to_device(batch, device)
+            if batch_transform is not None:
+                batch = batch_transform(batch)
             with autocast(device, precision):
                 outputs = forward(model, batch, model_inputs)
                 loss, metrics = objective(outputs, batch)

@@ -9,9 +9,14 @@ Mask types and the modules that implement them:
 * ``savi``, ``attention``: :mod:`~snappix.masking.saliency` (SaViMAE saliency-aware masking; a per-frame
   draw weighted by saliency), which need the sampled clip or precomputed saliency files;
 * ``kcenter``: :mod:`~snappix.masking.kcenter_masking` (the encoder sees the tokens greedy k-center
-  picks, K-centered patch sampling, https://arxiv.org/abs/2207.07564).
+  picks, K-centered patch sampling, https://arxiv.org/abs/2207.07564);
+* ``teacher_attention``, ``frame_random``: drawn on the device by a method's batch transform from per-token
+  scores (:data:`DEVICE_MASKS`, :func:`device_mask`): UMT / VideoMamba's mask from a frozen teacher's CLS
+  attention (:mod:`~snappix.masking.attention`), and the same per-frame draw with flat scores (its ablation).
+  The data layer cannot make them: :func:`encoder_mask_from_flags` refuses them.
 
-A new mask type adds one builder to :data:`ENCODER_MASKS`; nothing else asks which type runs.
+A new mask type adds one builder to :data:`ENCODER_MASKS` (data side) or :data:`DEVICE_MASKS` (device side);
+nothing else asks which type runs.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Mapping, Sequence
 
+import torch
+
+from .attention import attention_guided_mask
 from .generators import MASK_TYPES, build_mask_generator
 from .kcenter_masking import KCenterMaskGenerator
 from .saliency import SALIENCY_MASK_TYPES, MissingSaliencyError, build_saliency_mask_generator, saliency_path
@@ -45,11 +53,24 @@ def _saliency(flags: Mapping[str, Any], grid: Sequence[int], tube: bool):
         flags.get("saliency_pool", "max"))
 
 
-#: ``--mask_type`` -> ``builder(flags, grid, tube)``
+#: ``--mask_type`` -> ``builder(flags, grid, tube)``: masks the data layer draws per clip
 ENCODER_MASKS: dict[str, Callable] = {**{t: _plain for t in MASK_TYPES}, **{t: _saliency for t in SALIENCY_MASK_TYPES},
                                       "kcenter": _kcenter}
-#: every ``--mask_type`` of the encoder
-ENCODER_MASK_TYPES = tuple(ENCODER_MASKS)
+
+
+def _teacher_attention(scores: torch.Tensor, mask_ratio: float, generator: torch.Generator | None) -> torch.Tensor:
+    return attention_guided_mask(scores, mask_ratio, generator)
+
+
+def _frame_random(scores: torch.Tensor, mask_ratio: float, generator: torch.Generator | None) -> torch.Tensor:
+    return attention_guided_mask(torch.ones_like(scores, dtype=torch.float32), mask_ratio, generator)
+
+
+#: ``--mask_type`` -> ``draw(scores (B, T', H'W'), mask_ratio, generator) -> bool (B, T'H'W')``: masks a method's
+#: batch transform draws on the device from per-token scores (a frozen teacher's CLS attention)
+DEVICE_MASKS: dict[str, Callable] = {"teacher_attention": _teacher_attention, "frame_random": _frame_random}
+#: every ``--mask_type`` of the encoder (data side, then device side)
+ENCODER_MASK_TYPES = tuple(ENCODER_MASKS) + tuple(DEVICE_MASKS)
 
 
 def encoder_mask_from_flags(flags: Mapping[str, Any], grid: Sequence[int], tube: bool = False):
@@ -73,9 +94,38 @@ def encoder_mask_from_flags(flags: Mapping[str, Any], grid: Sequence[int], tube:
         ValueError: an unknown ``mask_type`` (the valid ones listed) or bad ratios (from the generator).
     """
     mask_type = flags["mask_type"]
+    if mask_type in DEVICE_MASKS:
+        raise ValueError(f"--mask_type {mask_type} is drawn from a frozen teacher's attention on the device, which "
+                         f"only masked distillation has (run_pretraining.py --task distill --teacher ...)")
     if mask_type not in ENCODER_MASKS:
         raise ValueError(f"unknown --mask_type {mask_type!r}; valid: {list(ENCODER_MASK_TYPES)}")
     return ENCODER_MASKS[mask_type](flags, grid, tube)
+
+
+def device_mask(mask_type: str, scores: torch.Tensor, mask_ratio: float,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """A device-side encoder mask (:data:`DEVICE_MASKS`) from per-token scores, on the scores' device.
+
+    ``teacher_attention``: per token slot (frame), ``N_vis = H'W' - int(mask_ratio * H'W')`` visible tokens drawn
+    without replacement with probability proportional to the scores (UMT / VideoMamba; at 224 px, 196 tokens
+    and ratio 0.8: 40 visible per frame). ``frame_random``: the same count drawn uniformly (the scores only give
+    the shape). The CLS token is not in the mask: a student always keeps it.
+
+    Args:
+        scores: float ``(B, T', H'W')`` non-negative (e.g. :class:`snappix.teachers.TeacherOutput` ``attention``).
+        mask_ratio: hidden share per slot, in [0, 1).
+        generator: ``torch.Generator`` on the scores' device (reproducible draws), or None.
+
+    Returns:
+        bool ``(B, T'H'W')``, True = hidden, exactly ``N_vis`` visible per slot.
+
+    Raises:
+        ValueError: an unknown device mask type, bad scores or ratio.
+    """
+    if mask_type not in DEVICE_MASKS:
+        raise ValueError(f"--mask_type {mask_type!r} is not drawn on the device; device mask types: "
+                         f"{list(DEVICE_MASKS)}")
+    return DEVICE_MASKS[mask_type](scores, mask_ratio, generator)
 
 
 def decoder_mask_from_flags(flags: Mapping[str, Any], grid: Sequence[int]):

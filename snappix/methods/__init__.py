@@ -18,7 +18,7 @@ from typing import Callable
 from snappix.engine.distributed import DistInfo
 from snappix.engine.method import Method
 
-from . import classification, classification_test, masked_video, regression
+from . import classification, classification_test, distillation, masked_video, regression
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,14 @@ def _check_classes(args: argparse.Namespace) -> None:
 
 
 _MASKED = dict(add_args=masked_video.add_args, data_lists=masked_video.data_lists, build=masked_video.build,
-               prog="pretrain")
+               check=masked_video.check, prog="pretrain")
 #: ``run_pretraining.py --task``
-PRETRAINING: dict[str, Plug] = {"pretrain": Plug(**_MASKED), "reconstruction": Plug(**_MASKED)}
+PRETRAINING: dict[str, Plug] = {
+    "pretrain": Plug(**_MASKED), "reconstruction": Plug(**_MASKED),
+    # masked distillation from a frozen teacher (UMT / VideoMamba); shares the masking and clip flags
+    "distill": Plug(distillation.add_args, masked_video.data_lists, distillation.build, check=distillation.check,
+                    prog="distill"),
+}
 #: ``run_finetuning.py --task``
 FINETUNING: dict[str, Plug] = {
     "finetune": Plug(classification.add_args, classification.data_lists, classification.build, check=_check_classes,

@@ -71,6 +71,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--short_side_size", type=int, default=112,
                    help="validation / test: resize the short side to this before the crop")
     g.add_argument("--drop_path", type=float, default=0.1, help="stochastic depth rate")
+    g.add_argument("--patch_size", type=int, default=None,
+                   help="spatial patch side of the classifier (default: the registered model's), e.g. 16 for a "
+                        "videomamba_super_tiny distilled from a patch-16 teacher")
     g.add_argument("--in_chans", type=int, default=1,
                    help="input channels of the classifier: 1 for the grey clips the data layer delivers")
     g.add_argument("--init_scale", type=float, default=0.001,

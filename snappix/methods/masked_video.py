@@ -20,7 +20,7 @@ import timm
 import torch
 
 import snappix.models  # noqa: F401  (registers the models in timm's registry)
-from snappix.data.datasets import VideoPretrainDataset, multiple_samples_collate
+from snappix.data.datasets import PRETRAIN_SAMPLINGS, VideoPretrainDataset, multiple_samples_collate
 from snappix.engine import args as A
 from snappix.engine import distributed as D
 from snappix.engine.loop import evaluate
@@ -47,9 +47,15 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("pretraining")
     g.add_argument("--val_path", default=None, help="validation list (pretrain format); loss / PSNR each eval")
     g.add_argument("--tubelet_size", type=int, default=2, help="frames per token (tubelet) of the video models")
-    g.add_argument("--mask_type", default="tube", choices=ENCODER_MASK_TYPES,
-                   help="savi: SaViMAE saliency-aware masking; attention: per-frame visible draw weighted by "
-                        "saliency; kcenter: the encoder sees the tokens greedy k-center picks (ECCV'22)")
+    g.add_argument("--mask_type", default=None, choices=ENCODER_MASK_TYPES,
+                   help="default: tube (--task pretrain), teacher_attention (--task distill); savi: SaViMAE saliency-aware masking; attention: per-frame visible draw weighted by "
+                        "saliency; kcenter: the encoder sees the tokens greedy k-center picks (ECCV'22); "
+                        "teacher_attention / frame_random (--task distill): per-frame draw weighted by the "
+                        "teacher's CLS attention (UMT / VideoMamba) or uniform")
+    g.add_argument("--sampling", default=None, choices=PRETRAIN_SAMPLINGS,
+                   help="clip sampling: snappix (HybridVideoMAE clip; default of --task pretrain / reconstruction), "
+                        "dense, sparse (one frame per equal segment of the video, TSN; default of --task distill, "
+                        "as VideoMamba)")
     g.add_argument("--saliency", default="precomputed", choices=["precomputed", "online"],
                    help="savi / attention: read --saliency_root arrays (snappix.tools.saliency) or compute "
                         "saliency from the sampled clip")
@@ -78,6 +84,14 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                    help="write PNG grids (frames, coded image, reconstruction) of N validation clips per eval")
 
 
+def check(args: argparse.Namespace) -> None:
+    """Resolve the task's defaults before the run's config is written: ``--mask_type tube``, ``--sampling snappix``."""
+    if args.mask_type is None:
+        args.mask_type = "tube"
+    if args.sampling is None:
+        args.sampling = "snappix"
+
+
 def data_lists(args: argparse.Namespace) -> tuple[list[str | None], str]:
     """The lists the run reads and their format, for the data doctor (``--check_data``)."""
     return [args.data_path, args.val_path], "pretrain"
@@ -92,25 +106,32 @@ def build_model(args: argparse.Namespace) -> torch.nn.Module:
     return timm.create_model(require_model(args.model), **kwargs)
 
 
-def build_dataset(args: argparse.Namespace, path: str, grid, train: bool, tube_mask: bool = False):
+def build_dataset(args: argparse.Namespace, path: str, grid, train: bool, tube_mask: bool = False,
+                  masks: tuple | None = None, gray: str | None = "first"):
     """The pretraining dataset with its encoder / decoder mask generators over the token ``grid``;
     ``tube_mask``: the model needs the same spatial positions hidden in every slot (coded MAE), which
     ``--mask_type kcenter`` then selects over whole tubes. ``--task reconstruction`` hides nothing.
+    ``masks``: ``(encoder, decoder)`` generators to use instead of the flags' (another method's, e.g.
+    distillation, whose mask may come from its teacher); ``gray``: ``"first"`` (grey clips) or None (RGB).
 
     Raises:
         snappix.masking.saliency.MissingSaliencyError: precomputed saliency files missing for rows of ``path``.
     """
     flags = vars(args)
-    if args.task == "reconstruction":
+    if masks is not None:
+        enc, dec = masks
+    elif args.task == "reconstruction":
         enc, dec = build_mask_generator("none", grid, 0.0), build_mask_generator("none", grid, 0.0)
     else:
         enc, dec = encoder_mask_from_flags(flags, grid, tube=tube_mask), decoder_mask_from_flags(flags, grid)
     dataset = VideoPretrainDataset(path, args.data_root, num_frames=args.num_frames, sampling_rate=args.sampling_rate,
-                                   input_size=args.input_size, ssv2_sampling_rate=args.ssv2_sampling_rate,
+                                   input_size=args.input_size, sampling=args.sampling or "snappix",
+                                   ssv2_sampling_rate=args.ssv2_sampling_rate,
                                    encoder_mask=enc, decoder_mask=dec, num_sample=args.num_sample if train else 1,
                                    train=train, video_backend=args.video_backend,
                                    max_bad_fraction=args.max_bad_fraction, log_dir=args.output_dir,
-                                   cache_videos=args.cache_videos, allow_outside_root=args.allow_outside_root)
+                                   cache_videos=args.cache_videos, allow_outside_root=args.allow_outside_root,
+                                   gray=gray)
     if args.task == "pretrain":
         check_mask_inputs(flags, [e.rel_path for e in dataset.entries], path)
     return dataset

@@ -180,8 +180,6 @@ class VideoMambaPretrain(VideoMamba):
 
 def _mamba_student(size: str, pretrained: bool, kwargs: dict) -> VideoMambaPretrain:
     _drop_unused(f"videomamba_{size}_pretrain", kwargs)
-    if size == "super_tiny":  # the classifier's registered 112 px is not a multiple of its 32-px patch
-        kwargs.setdefault("img_size", 64)
     return _videomamba(size, pretrained, kwargs, cls=VideoMambaPretrain)
 
 

@@ -25,9 +25,9 @@ KCENTER_FLAGS = {
 def classifier_from_flags(flags: Mapping[str, Any], num_classes: int) -> nn.Module:
     """The classifier ``flags`` describe (``vars(args)`` of run_finetuning.py, or its saved config).
 
-    Uses ``model``, ``input_size``, ``num_frames``, ``drop_path``, ``init_scale``, ``coded_type`` / ``pattern`` /
-    ``pattern_dir`` (coded models) and the ``kcenter_*`` flags (``kcenter_vit_*`` models); absent keys
-    take the flag defaults. ``in_chans`` (default 1) is passed to every model: the finetuning loader delivers
+    Uses ``model``, ``input_size``, ``num_frames``, ``drop_path``, ``init_scale``, ``patch_size`` (when set),
+    ``coded_type`` / ``pattern`` / ``pattern_dir`` (coded models) and the ``kcenter_*`` flags (``kcenter_vit_*``
+    models); absent keys take the flag defaults. ``in_chans`` (default 1) is passed to every model: the finetuning loader delivers
     grey one-channel clips, also to models whose registered default is RGB (``videomamba_*``, like the
     released checkpoints). Weights are freshly initialised.
 
@@ -37,6 +37,8 @@ def classifier_from_flags(flags: Mapping[str, Any], num_classes: int) -> nn.Modu
     kwargs: dict[str, Any] = dict(num_classes=num_classes, drop_path_rate=flags.get("drop_path") or 0.0,
                                   img_size=flags.get("input_size", 112), num_frames=flags.get("num_frames", 16),
                                   init_scale=flags.get("init_scale", 0.001), in_chans=flags.get("in_chans", 1))
+    if flags.get("patch_size"):
+        kwargs["patch_size"] = int(flags["patch_size"])
     if flags.get("coded_type") is not None:
         kwargs.update(coded_type=flags["coded_type"], pattern_path=flags.get("pattern"),
                       pattern_dir=flags.get("pattern_dir"))

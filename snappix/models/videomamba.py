@@ -232,7 +232,8 @@ _UNUSED_KWARGS = ("coded_type", "pattern_path", "pattern_dir", "tile_size", "sen
 
 
 #: the CPU demo size (``videomamba_super_tiny``): everything that differs from the reference sizes
-_SUPER_TINY = dict(patch_size=32, embed_dim=96, depth=4, d_state=8, tubelet_size=4, global_pool="avg", num_frames=16, img_size=112, in_chans=1)
+_SUPER_TINY = dict(patch_size=32, embed_dim=96, depth=4, d_state=8, tubelet_size=4, global_pool="avg", num_frames=16, img_size=64,
+                   in_chans=1)  # 64 px: the demo size, a multiple of the 32-px patch
 
 
 def _videomamba(size: str, pretrained: bool, kwargs: dict, cls: type[VideoMamba] | None = None) -> VideoMamba:

@@ -36,15 +36,17 @@ LAYERS: dict[str, frozenset[str]] = {
     TOP: frozenset(),
     "errors": frozenset(),
     "data": _BASE,
+    "scanpaths": _BASE | {"scanpaths"},
     "sensor": _BASE | {"sensor"},
     "masking": _BASE | {"masking"},
     "models": _BASE | {"sensor", "masking", "models"},
+    "teachers": _BASE | {"sensor", "masking", "models", "teachers"},
     "objectives": _BASE | {"sensor", "masking", "models", "objectives"},
     "engine": _BASE | {"engine"},
     "decorrelation": _BASE | {"sensor", "engine", "decorrelation"},
-    "methods": _BASE | {"sensor", "masking", "models", "objectives", "engine", "methods"},
-    "tools": frozenset({"errors", "data", "sensor", "masking", "models", "objectives", "engine", "decorrelation",
-                        "methods", "tools"}),
+    "methods": _BASE | {"sensor", "masking", "models", "teachers", "objectives", "engine", "methods"},
+    "tools": frozenset({"errors", "data", "scanpaths", "sensor", "masking", "models", "teachers", "objectives",
+                        "engine", "decorrelation", "methods", "tools"}),
 }
 #: parts nothing outside themselves may import
 LEAVES = frozenset({"tools"})
