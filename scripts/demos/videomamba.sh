@@ -11,13 +11,15 @@
 #
 # Stages: 1 data (python -m snappix.tools.make_synthetic, then preprocess_data.py to linear grey, 64 px) ->
 # 2 run_finetuning.py for videomamba_super_tiny (grey, 16 frames, patches of 32 px in tubelets of 4 frames:
-# 16 tokens), then a single frame (the quickstart's short-exposure model), beside 3 the quickstart's video ViT
+# 16 tokens), then a single frame (the quickstart's short-exposure model with 16-px patches: 16 tokens, a
+# quarter of its cost; one frame cannot tell the direction at any patch size), beside 3 the quickstart's video ViT
 # (16 frames, 64 tokens) with the same recipe and budget (two trainings at a time, one thread each; logs in
 # OUT/logs) -> 4 multi-view test of each -> results table (OUT/results.md).
 # Every model starts from scratch; the class is the direction of motion, so one frame stays near chance.
 set -euo pipefail
 HERE=$(pwd)
 cd "$(dirname "$0")/../.."
+source scripts/demos/_lib.sh
 
 OUT=""
 DATA=""
@@ -37,10 +39,9 @@ while [ $# -gt 0 ]; do
     *) echo "videomamba demo: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-absolute() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$HERE" "$1" ;; esac; }
-if [ -z "$OUT" ]; then OUT=outputs/demo_videomamba; else OUT=$(absolute "$OUT"); fi
+if [ -z "$OUT" ]; then OUT=outputs/demo_videomamba; else OUT=$(demo_absolute "$OUT"); fi
 if [ -n "$DATA" ]; then
-  DATA=$(absolute "$DATA")
+  DATA=$(demo_absolute "$DATA")
   [ -f "$DATA/classes.txt" ] || { echo "videomamba demo: --data $DATA has no classes.txt (a quickstart data folder)" >&2; exit 2; }
 elif [ "$FAST" = 0 ] && [ -f outputs/quickstart/data/classes.txt ] && [ -f outputs/quickstart/data/train.csv ]; then
   DATA=$(pwd)/outputs/quickstart/data
@@ -64,74 +65,29 @@ fi
 # each other, so the demo runs two trainings side by side with one thread each (unless told otherwise).
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
-if [ "$KEEP" = 0 ] && [ -d "$OUT" ]; then
-  echo "videomamba demo: $OUT exists; moving it to $OUT.old (pass --keep to reuse finished stages)"
-  rm -rf "$OUT.old"; mv "$OUT" "$OUT.old"
-fi
-mkdir -p "$OUT"
-TIMINGS="$OUT/timings.tsv"
-START=$SECONDS
-banner() { printf '\n== %s  [%ds]\n' "$1" "$((SECONDS - START))"; }
+demo_prepare videomamba
+demo_data
 
-# ---------------------------------------------------------------------------------------------------
-if [ -n "$DATA" ]; then
-  banner "1. data: reusing $DATA"
-  ROOT="$DATA"
-else
-  banner "1. synthetic dataset: $NUM_VIDEOS clips, 8 motion-direction classes, linear grey at $SIZE px"
-  if [ ! -f "$OUT/raw/classes.txt" ]; then
-    python -m snappix.tools.make_synthetic "$OUT/raw" --num_videos "$NUM_VIDEOS" --seed 0 --workers 2 \
-      --height "$SIZE" --width 84 --no_progress
-  fi
-  python preprocess_data.py "$OUT/raw/videos" "$OUT/data/videos" --input_format .mp4 --cores 2 --short_side "$SIZE"
-  for f in train val; do cp "$OUT/raw/$f.csv" "$OUT/data/$f.csv"; done
-  cp "$OUT/raw/classes.txt" "$OUT/data/classes.txt"
-  ROOT="$OUT/data"
-fi
-NB_CLASSES=$(grep -c . "$ROOT/classes.txt")
-NUM_TRAIN=$(grep -c . "$ROOT/train.csv")
-if [ "$NUM_TRAIN" -lt "$BATCH" ]; then BATCH=$NUM_TRAIN; fi
-
-# finetune NAME DIR MODEL LR [extra flags]: one recipe and budget for every row (the quickstart's)
-finetune() {
-  local name="$1" dir="$2" model="$3" lr="$4"; shift 4
-  if [ "$KEEP" = 1 ] && [ -f "$OUT/$dir/test/multiview_summary.json" ]; then
-    echo "($name: kept from an earlier run)"; return
-  fi
-  local t0=$SECONDS
-  python run_finetuning.py --model "$model" "$@" --data_set custom --nb_classes "$NB_CLASSES" \
-    --data_path "$ROOT/train.csv" --val_path "$ROOT/val.csv" --test_path "$ROOT/val.csv" \
-    --class_names "$ROOT/classes.txt" --data_root "$ROOT" --num_frames 16 --sampling_rate 1 \
-    --input_size "$SIZE" --short_side_size "$SIZE" --batch_size "$BATCH" --num_workers 0 --cache_videos \
-    --device cpu --precision auto --seed 0 --save_ckpt_freq 1000 \
-    --epochs "$EPOCHS" --warmup_epochs "$WARMUP" --lr "$lr" --layer_decay 1.0 --weight_decay 0.05 \
-    --mixup 0 --cutmix 0 --reprob 0 --aa none --smoothing 0 --flip off --drop_path 0 --init_scale 1.0 \
-    --train_crop_scale 0.6 0.75 --train_crop_ratio 1 1 --eval_freq "$EPOCHS" --test_best "${VIEWS[@]}" \
-    --output_dir "$OUT/$dir" --log_dir "$OUT/tensorboard/$dir" --no_progress
-  printf '%s\t%s\n' "$name" "$((SECONDS - t0))" >> "$TIMINGS"
-}
-# --flip off: a horizontal flip turns E into W (changes the label); square crops keep directions and speeds;
-# --eval_freq $EPOCHS validates once, after the last epoch, so checkpoint-best is the final model.
 
 # Two trainings at a time, one thread each (the machine's two cores): the pure-PyTorch selective scan runs many
 # small steps that gain little from a second thread. Each run's output goes to OUT/logs/<dir>.log.
-mkdir -p "$OUT/logs"
 side_by_side_failed() { echo "videomamba demo: a training failed; see $OUT/logs/" >&2; tail -n 20 "$OUT"/logs/*.log >&2; exit 1; }
-banner "2-3. VideoMamba (videomamba_super_tiny: width 96, depth 4, grey, 16 frames, 32 px patches in tubelets of 4) \
+demo_banner "2-3. VideoMamba (videomamba_super_tiny: width 96, depth 4, grey, 16 frames, 32 px patches in tubelets of 4) \
 then a single frame, beside the video ViT (16 frames), with the same recipe and budget; logs in $OUT/logs"
-( finetune "VideoMamba (16 frames)" ft_videomamba videomamba_super_tiny "$LR_MAMBA" > "$OUT/logs/ft_videomamba.log" 2>&1
+( demo_finetune "VideoMamba (16 frames)" ft_videomamba videomamba_super_tiny "$LR_MAMBA" > "$OUT/logs/ft_videomamba.log" 2>&1
   echo "   VideoMamba done [$((SECONDS - START))s]"
-  finetune "single frame (short exposure)" ft_short coded_vit_super_tiny_patch8_112 "$LR_FRAME" --coded_type short \
+  demo_finetune "single frame (short exposure)" ft_short coded_vit_super_tiny_patch8_112 "$LR_FRAME" --coded_type short \
+    --patch_size 16 \
     > "$OUT/logs/ft_short.log" 2>&1
   echo "   single frame done [$((SECONDS - START))s]" ) &
 FIRST=$!
-( finetune "video ViT (16 frames)" ft_video video_vit_super_tiny_patch16_112 "$LR_VIDEO" > "$OUT/logs/ft_video.log" 2>&1
+( demo_finetune "video ViT (16 frames)" ft_video video_vit_super_tiny_patch16_112 "$LR_VIDEO" > "$OUT/logs/ft_video.log" 2>&1
   echo "   video ViT done [$((SECONDS - START))s]" ) &
 SECOND=$!
 wait "$SECOND" || { kill "$FIRST" 2>/dev/null || true; side_by_side_failed; }
 wait "$FIRST" || side_by_side_failed
 
-banner "4. results (multi-view test of each final model on the validation clips)"
+demo_banner "4. results (multi-view test of each final model on the validation clips)"
 python -m snappix.tools.demo_report --title "VideoMamba demo" --timings "$TIMINGS" \
   --run "VideoMamba (16 frames)=$OUT/ft_videomamba" --run "video ViT (16 frames)=$OUT/ft_video" \
   --run "single frame (short exposure)=$OUT/ft_short" --baseline "single frame (short exposure)" --margin 15 \
