@@ -15,11 +15,14 @@
   (importing this package registers them).
 * :mod:`~snappix.models.distill_student`: students of masked distillation (UMT / VideoMamba §3.4):
   ``videomamba_*_pretrain`` and ``distill_video_vit_*`` in timm's registry.
+* :mod:`~snappix.models.saccade_backbones`: Saccade-VSSL's R3D / R(2+1)D with the focus spotlight
+  (``saccade_r3d``, ``saccade_r21d`` in timm's registry).
 """
 
 from snappix.models import registry  # noqa: F401  (registers the timm entry points)
 from snappix.models import videomamba  # noqa: F401  (registers videomamba_{tiny,small,middle})
 from snappix.models import distill_student  # noqa: F401  (registers videomamba_*_pretrain, distill_video_vit_*)
+from snappix.models import saccade_backbones  # noqa: F401  (registers saccade_r3d, saccade_r21d)
 from snappix.models.layers import ATTN_IMPLS, Attention, Block, init_weights, set_attn_impl
 from snappix.models.mae import MAEDecoder, PretrainCodedMAE, PretrainVideoMAE
 from snappix.models.patch_embed import PatchEmbed3d, token_grid

@@ -6,6 +6,11 @@
   (global-normalised targets, PSNR).
 * :class:`~snappix.objectives.distillation.DistillationLoss`: masked feature distillation (UMT / VideoMamba
   §3.4): ``2 - 2 cos`` between the student's features and a frozen teacher's at CLS and the visible tokens.
+
+Saccade-VSSL (import from the modules; docs/methods/saccade.md, "Objectives"):
+:mod:`~snappix.objectives.instance_nce` (memory-bank NCE), :mod:`~snappix.objectives.pixpro` (within-fixation
+prediction), :mod:`~snappix.objectives.prototypes` (PCL with faiss k-means) and :mod:`~snappix.objectives.saccade`
+(the trained model with the objectives' heads, and the combined loss with its batch transform and epoch hook).
 """
 
 from .distillation import DistillationLoss
