@@ -5,19 +5,20 @@
 #   bash scripts/demos/distill.sh
 # Options: --out DIR (default outputs/demo_distill in the repository; relative to the folder you run the script
 #          from), --data DIR (a finished quickstart data folder; default: outputs/quickstart/data when it exists,
-#          else the clips are made here), --teacher FILE (a finished video-ViT checkpoint of that data, e.g.
-#          outputs/quickstart/ft_video/checkpoint-best.pth; default: that file when it exists and --data is not
-#          given, else the teacher is trained here), --ft_epochs N (finetuning budget of every student,
-#          default 12), --distill_epochs N (default 16), --fast (tiny settings for tests), --keep (reuse
-#          the finished stages of an earlier run).
+#          else the clips are made here), --teacher FILE (a finished snappix video-ViT checkpoint of that
+#          data, e.g. outputs/quickstart/ft_video/checkpoint-best.pth; the student then takes its token grid;
+#          default: the teacher is trained here), --ft_epochs N (finetuning budget of every student, default
+#          10), --distill_epochs N (default 16), --fast (tiny settings for tests), --keep (reuse the finished
+#          stages of an earlier run).
 #
 # Stages: 1 data (the quickstart's synthetic motion-direction clips, grey, 64 px) -> 2 teacher: the quickstart's
-# video ViT (video_vit_super_tiny_patch16_112: 16 frames in tubelets of 4, 16-px patches: a 4 x 4 x 4 token grid)
-# trained on the labelled training clips, or reused -> 3 masked distillation of videomamba_super_tiny_pretrain
-# (the same 4 x 4 x 4 grid: patch 16, tubelet 4) on the training clips without labels, 80 % of the tokens of
-# every tubelet slot hidden (4 of 16 visible): with the teacher-attention mask, and with a uniform mask of the
-# same count (the ablation) -> 4 finetuning of videomamba_super_tiny (patch 16) from scratch and from each
-# distilled student, one recipe and budget -> 5 multi-view test and table (OUT/results.md).
+# video ViT recipe (video_vit_super_tiny_patch16_112) with tubelets of 8 frames and 16-px patches (a 2 x 4 x 4
+# token grid: half the quickstart's 64 tokens, so that the VideoMamba student trains in minutes) on the labelled
+# training clips -> 3 masked distillation of videomamba_super_tiny_pretrain (the same grid) on the training
+# clips without labels, 80 % of the tokens of every tubelet slot hidden (4 of 16 visible): with the
+# teacher-attention mask, and with a uniform mask of the same count (the ablation) -> 4 finetuning of
+# videomamba_super_tiny (same grid) from scratch and from each distilled student, one recipe and budget ->
+# 5 multi-view test and table (OUT/results.md).
 # Two chains run side by side, one thread each: A teacher -> distil (attention) -> finetune;
 # B scratch finetune -> distil (uniform, once the teacher exists) -> finetune. Logs in OUT/logs.
 set -euo pipefail
@@ -28,7 +29,7 @@ source scripts/demos/_lib.sh
 OUT=""
 DATA=""
 TEACHER=""
-FT_EPOCHS=12
+FT_EPOCHS=10
 DISTILL_EPOCHS=16
 TEACHER_EPOCHS=20
 NUM_VIDEOS=480
@@ -53,9 +54,6 @@ if [ -n "$DATA" ]; then
   [ -f "$DATA/classes.txt" ] || { echo "distill demo: --data $DATA has no classes.txt (a quickstart data folder)" >&2; exit 2; }
 elif [ "$FAST" = 0 ] && [ -f outputs/quickstart/data/classes.txt ] && [ -f outputs/quickstart/data/train.csv ]; then
   DATA=$(pwd)/outputs/quickstart/data
-  if [ -z "$TEACHER" ] && [ -f outputs/quickstart/ft_video/checkpoint-best.pth ]; then
-    TEACHER=$(pwd)/outputs/quickstart/ft_video/checkpoint-best.pth
-  fi
 fi
 if [ -n "$TEACHER" ]; then
   TEACHER=$(demo_absolute "$TEACHER")
@@ -63,6 +61,17 @@ if [ -n "$TEACHER" ]; then
 fi
 
 source scripts/_venv.sh
+
+# the student's token grid: the teacher's (16 frames of 64 px)
+TUBELET=8
+PATCH=16
+if [ -n "$TEACHER" ]; then
+  read -r TUBELET PATCH < <(python -c "
+from snappix.teachers import build_teacher
+t, h, _ = build_teacher('snappix', '$TEACHER', img_size=64, num_frames=16).grid
+print(16 // t, 64 // h)")
+  echo "distill demo: teacher $TEACHER: tubelets of $TUBELET frames, $PATCH-px patches"
+fi
 
 SIZE=64
 BATCH=32
@@ -83,14 +92,14 @@ demo_prepare distill
 demo_data
 # the unlabelled pretraining list of the training clips (path start total); validation clips are never seen
 sed -E 's/[[:space:]]+[0-9]+[[:space:]]*$/ 0 -1/' "$ROOT/train.csv" > "$OUT/pretrain.csv"
-STUDENT_FT=(--patch_size 16)
+STUDENT_FT=(--patch_size "$PATCH" --tubelet_size "$TUBELET")
 
 # distil NAME DIR MASK_TYPE: masked distillation of the VideoMamba student from the teacher
 distil() {
   local name="$1" dir="$2" mask="$3"
   if [ "$KEEP" = 1 ] && [ -f "$OUT/$dir/checkpoint-latest.pth" ]; then echo "($name: kept)"; return; fi
   local t0=$SECONDS
-  python run_pretraining.py --task distill --model videomamba_super_tiny_pretrain --patch_size 16 --tubelet_size 4 \
+  python run_pretraining.py --task distill --model videomamba_super_tiny_pretrain --patch_size "$PATCH" --tubelet_size "$TUBELET" \
     --input_size "$SIZE" --num_frames 16 --sampling dense --sampling_rate 1 \
     --teacher snappix --teacher_path "$TEACHER" --mask_type "$mask" --mask_ratio 0.8 \
     --data_path "$OUT/pretrain.csv" --data_root "$ROOT" --batch_size "$BATCH" --num_workers 0 --cache_videos \
@@ -103,7 +112,7 @@ distil() {
 run_teacher() {
   if [ -n "$TEACHER" ]; then echo "   teacher: reusing $TEACHER"; return; fi
   EPOCHS=$TEACHER_EPOCHS demo_finetune "teacher: video ViT (labels)" teacher video_vit_super_tiny_patch16_112 \
-    "$LR_VIDEO"
+    "$LR_VIDEO" --tubelet_size "$TUBELET"
 }
 TEACHER_FILE=${TEACHER:-$OUT/teacher/checkpoint-best.pth}
 teacher_ready() { while [ ! -f "$OUT/teacher.done" ]; do sleep 2; done; [ -f "$TEACHER_FILE" ]; }
@@ -147,9 +156,9 @@ fi
 DISTIL_TIMES=$(awk -F'\t' '/^distil/ { printf "%s%s %s s", sep, $1, $2; sep = ", " }' "$TIMINGS")
 python -m snappix.tools.demo_report --title "Masked distillation demo" --timings "$TIMINGS" "${RUNS[@]}" \
   --baseline "student from scratch" --margin 10 \
-  --notes "Student: videomamba_super_tiny with 16-px patches (64 tokens + CLS), finetuned $FT_EPOCHS epochs of batch \
+  --notes "Student: videomamba_super_tiny with $PATCH-px patches in tubelets of $TUBELET frames (the teacher's token grid), finetuned $FT_EPOCHS epochs of batch \
 $BATCH from scratch or from $DISTILL_EPOCHS epochs of masked distillation (80 % of the tokens of each tubelet slot \
-hidden) on the training clips without labels; the teacher is the quickstart's video ViT${TEACHER:+ ($TEACHER)}. \
+hidden) on the training clips without labels; the teacher: ${TEACHER:-the video-ViT recipe of the quickstart at that grid, $TEACHER_EPOCHS epochs}. \
 Top-1 on the validation clips (chance 12.5 %); train time is the wall time of each finetuning run (two at a time, \
 one thread each), the distillation before it not included (${DISTIL_TIMES:-kept from an earlier run}). Whole demo: $(( (SECONDS - START) / 60 )) min $(( (SECONDS - START) % 60 )) s after the environment set-up." \
   --out "$OUT/results.md"

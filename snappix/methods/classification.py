@@ -19,6 +19,7 @@ import torch
 from snappix.data.datasets import VideoClsDataset, multiple_samples_collate
 from snappix.data.lists import read_list
 from snappix.data.mixup import build_mixup
+from snappix.data.splits import carve_validation
 from snappix.data.windowed import WindowedVideoDataset
 from snappix.engine import args as A
 from snappix.engine import distributed as D
@@ -26,6 +27,7 @@ from snappix.engine.loop import evaluate
 from snappix.engine.method import Method
 from snappix.engine.runner import build_loader
 from snappix.models.factory import classifier_from_flags
+from snappix.models.probe import freeze_for_linear_probe
 from snappix.objectives import ClassificationLoss
 
 from .pretrained import load_pretrained
@@ -74,11 +76,16 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--patch_size", type=int, default=None,
                    help="spatial patch side of the classifier (default: the registered model's), e.g. 16 for a "
                         "videomamba_super_tiny distilled from a patch-16 teacher")
+    g.add_argument("--tubelet_size", type=int, default=None,
+                   help="frames per token of the video classifiers (default: the registered model's)")
     g.add_argument("--in_chans", type=int, default=1,
                    help="input channels of the classifier: 1 for the grey clips the data layer delivers")
     g.add_argument("--init_scale", type=float, default=0.001,
                    help="multiplier of the freshly initialised head (VideoMAE/SnapPix 0.001; 1 for short "
                         "schedules, where a near-zero head delays learning)")
+    g.add_argument("--width", type=int, default=None,
+                   help="stem width of the saccade_r3d / saccade_r21d backbones (default: the registered 64; "
+                        "narrow networks for CPU demos)")
     g.add_argument("--smoothing", type=float, default=0.1, help="label smoothing")
     g.add_argument("--mixup", type=float, default=0.8, help="mixup alpha (0: off)")
     g.add_argument("--cutmix", type=float, default=1.0, help="cutmix alpha (0: off)")
@@ -109,6 +116,19 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                    help="an unreadable test video (named in the summary and test/unreadable_videos.csv) is left "
                         "out of the multi-view scores (skip) or counted as a wrong prediction (wrong)")
     g.add_argument("--class_names", default=None, help="text file, one class name per line (for the report)")
+    g.add_argument("--val_split", type=float, default=0.0, metavar="FRACTION",
+                   help="--task finetune: hold out this share of the training list (per class, seeded by --seed; "
+                        "written to OUTPUT_DIR/val_split/) to validate on and select checkpoint-best.pth, instead "
+                        "of the val list; the test list is then only tested, with the last and the selected "
+                        "epoch (0: off)")
+    A.add_bool_arg(g, "--linear_probe", default=False,
+                   help="train the head only: every other weight frozen, and the modules outside the head kept "
+                        "in eval mode (BatchNorm statistics frozen too, unless --probe_bn_train)")
+    A.add_bool_arg(g, "--probe_bn_train", default=False,
+                   help="with --linear_probe: BatchNorm layers follow train mode (batch statistics, running "
+                        "statistics updated), as Saccade-VSSL's reference probe")
+    g.add_argument("--head_drop_rate", type=float, default=None,
+                   help="dropout before the classifier head (default: the model's; Saccade-VSSL finetuning: 0.7)")
     k = parser.add_argument_group("k-centered patch sampling: the kcenter_vit_* models")
     k.add_argument("--kcenter_num_patches", type=int, default=None,
                    help="tokens per clip incl. hybrid frames (default: a quarter of all patches)")
@@ -165,6 +185,7 @@ def make_dataset(args, path: str, mode: str, list_format: str = "cls") -> VideoC
     """The dataset of one list (``cls`` labels or ``reg`` targets); a :class:`WindowedVideoDataset` of
     ``--trimmed`` / ``--time_stride`` windows when ``--trimmed`` is given."""
     flip = {"on": True, "off": False}.get(args.flip, args.data_set != "SSV2")
+    gray = "first" if getattr(args, "in_chans", 1) == 1 else None  # RGB clips for 3-channel models
     windows = {}
     if getattr(args, "trimmed", None):
         windows = dict(trimmed=args.trimmed, time_stride=args.time_stride)
@@ -175,7 +196,7 @@ def make_dataset(args, path: str, mode: str, list_format: str = "cls") -> VideoC
                test_num_segment=args.test_num_segment, test_num_crop=args.test_num_crop,
                aa=args.aa if args.aa and args.aa != "none" else None, reprob=args.reprob, flip=flip,
                video_backend=args.video_backend, max_bad_fraction=args.max_bad_fraction,
-               log_dir=args.output_dir, cache_videos=args.cache_videos,
+               log_dir=args.output_dir, cache_videos=args.cache_videos, gray=gray,
                allow_outside_root=args.allow_outside_root,
                crop_scale=tuple(args.train_crop_scale), crop_ratio=tuple(args.train_crop_ratio))
 
@@ -226,7 +247,13 @@ def build(args: argparse.Namespace, info: D.DistInfo) -> Method:
     model, num_classes = build_classifier(args)
     if args.finetune:
         load_pretrained(model, args.finetune, trusted=args.trust_checkpoint, min_loaded=args.finetune_min_loaded)
+    if args.linear_probe:
+        log.info("linear probe: training %s only", freeze_for_linear_probe(model, bn_train=args.probe_bn_train))
     train_list, val_list, _ = resolve_lists(args)
+    if args.val_split:
+        train_list, val_list = carve_validation(train_list, args.val_split, args.seed, args.output_dir,
+                                                args.data_root, args.allow_outside_root)
+        log.info("--val_split %g: training on %s, selecting on %s", args.val_split, train_list, val_list)
     mixup = build_mixup(num_classes, args.mixup, args.cutmix, args.cutmix_minmax, args.mixup_prob,
                         args.mixup_switch_prob, args.mixup_mode, args.smoothing)
     transform = None if mixup is None else (lambda batch, _model: mixup.batch_transform(batch))

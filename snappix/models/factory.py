@@ -25,7 +25,8 @@ KCENTER_FLAGS = {
 def classifier_from_flags(flags: Mapping[str, Any], num_classes: int) -> nn.Module:
     """The classifier ``flags`` describe (``vars(args)`` of run_finetuning.py, or its saved config).
 
-    Uses ``model``, ``input_size``, ``num_frames``, ``drop_path``, ``init_scale``, ``patch_size`` (when set),
+    Uses ``model``, ``input_size``, ``num_frames``, ``drop_path``, ``init_scale``, ``patch_size`` /
+    ``tubelet_size`` (when set),
     ``coded_type`` / ``pattern`` / ``pattern_dir`` (coded models) and the ``kcenter_*`` flags (``kcenter_vit_*``
     models); absent keys take the flag defaults. ``in_chans`` (default 1) is passed to every model: the finetuning loader delivers
     grey one-channel clips, also to models whose registered default is RGB (``videomamba_*``, like the
@@ -37,11 +38,16 @@ def classifier_from_flags(flags: Mapping[str, Any], num_classes: int) -> nn.Modu
     kwargs: dict[str, Any] = dict(num_classes=num_classes, drop_path_rate=flags.get("drop_path") or 0.0,
                                   img_size=flags.get("input_size", 112), num_frames=flags.get("num_frames", 16),
                                   init_scale=flags.get("init_scale", 0.001), in_chans=flags.get("in_chans", 1))
-    if flags.get("patch_size"):
-        kwargs["patch_size"] = int(flags["patch_size"])
+    for key in ("patch_size", "tubelet_size"):
+        if flags.get(key):
+            kwargs[key] = int(flags[key])
     if flags.get("coded_type") is not None:
         kwargs.update(coded_type=flags["coded_type"], pattern_path=flags.get("pattern"),
                       pattern_dir=flags.get("pattern_dir"))
+    if flags.get("head_drop_rate") is not None:  # dropout before the head (--head_drop_rate), when given
+        kwargs["head_drop_rate"] = float(flags["head_drop_rate"])
+    if flags.get("width"):  # stem width of the saccade_* backbones (--width), when given
+        kwargs["width"] = int(flags["width"])
     if flags["model"].startswith("kcenter_vit"):
         kwargs.update({kw: flags[flag] for flag, kw in KCENTER_FLAGS.items() if flag in flags})
     return timm.create_model(require_model(flags["model"]), **kwargs)
