@@ -19,6 +19,7 @@ from snappix.engine.distributed import DistInfo
 from snappix.engine.method import Method
 
 from . import classification, classification_test, distillation, masked_video, regression
+from . import retrieval  # evaluation-only plug: nearest-neighbour retrieval, recall@k
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ FINETUNING: dict[str, Plug] = {
     # one value per video (LVU like / view), MSE and Pearson r; shares the finetuning flags
     "regression": Plug(classification.add_args, regression.data_lists, regression.build, check=regression.check,
                        after_fit=regression.after_fit, evaluate_only=regression.evaluate_only, prog="regression"),
+    # evaluation only (--eval implied): recall@k of test videos against the training gallery (Saccade-VSSL, VCOP)
+    "retrieval": Plug(retrieval.add_args, retrieval.data_lists, retrieval.build, check=retrieval.check,
+                      evaluate_only=retrieval.evaluate_only, prog="retrieval"),
 }
 
 __all__ = ["Plug", "PRETRAINING", "FINETUNING", "Method"]

@@ -32,7 +32,9 @@ One converter for every source (SnapPix DAC'25 §5.1 "loading the pretrained che
    ``patch_embed.proj``, ``blocks.k.attn.q_bias`` / ``v_bias``, ``mlp.fc1`` / ``fc2``, ``fc_norm`` and
    ``head`` already have VideoMAE's names.
 5. **Dropped** (reported in ``dropped``): the MAE decoder side (``decoder.*``, ``decoder_pos_embed``,
-   ``mask_token``, ``encoder_to_decoder.*``) and a ``pos_embed`` when the model's table is the fixed
+   ``mask_token``, ``encoder_to_decoder.*``), the pretraining-only heads of Saccade-VSSL (``projection.*``,
+   ``pixpro.*`` of :class:`~snappix.objectives.saccade.SaccadeSSLModel`, whose ``backbone.*`` step 2 strips)
+   unless the model has such keys, and a ``pos_embed`` when the model's table is the fixed
    sin-cos one (a non-persistent buffer rebuilt for the model's own grid, never loaded).
 6. **Adapted**: a *learned* ``pos_embed`` of another token grid (other ``num_frames`` or frame size) is
    resampled with :func:`~snappix.models.pos_embed.interpolate_pos_embed`; a patch embedding of RGB
@@ -69,6 +71,8 @@ DECODER_KEYS = ("decoder.", "decoder_pos_embed", "mask_token", "encoder_to_decod
                 "decoder_embed.", "decoder_pred.")
 #: foreign names of the exposure-pattern logits (SnapPix CodedLayer, TPAMI'23 Exposuref)
 SENSOR_KEYS = ("coded_layer.coded_weight", "coded_layer.weight")
+#: pretraining-only heads (Saccade-VSSL's projection and PixPro head), dropped unless the model has the key
+PRETRAIN_HEAD_KEYS = ("projection.", "pixpro.")
 DEFAULT_PREFIXES = ("module.", "encoder.", "backbone.")
 DEFAULT_MODEL_KEYS = ("model", "module", "state_dict")
 
@@ -234,7 +238,7 @@ def _rename(out: Mapping[str, Any], own: Mapping[str, torch.Tensor], norm_to_fc_
     """Steps 4-5: generic renames to ``own``'s names and the decoder / unused-norm / fixed-table drops."""
     converted: dict[str, torch.Tensor] = {}
     for key, value in out.items():
-        if key.startswith(DECODER_KEYS):
+        if key.startswith(DECODER_KEYS) or (key.startswith(PRETRAIN_HEAD_KEYS) and key not in own):
             report.dropped.append(key)
             continue
         new = key

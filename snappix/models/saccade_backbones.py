@@ -244,6 +244,9 @@ def _create(arch: str, pretrained: bool, kwargs: dict) -> SaccadeBackbone:
     if pretrained:
         raise ValueError("no pretrained weights are registered for snappix models; load a Saccade-VSSL checkpoint "
                          "with snappix.methods.pretrained.load_pretrained instead")
+    if kwargs.get("head_drop_rate") is not None and "dropout" not in kwargs:  # run_finetuning.py --head_drop_rate
+        kwargs["dropout"] = kwargs.pop("head_drop_rate")
+    kwargs.pop("head_drop_rate", None)
     given = {k: kwargs.pop(k) for k in _FOREIGN_KWARGS if k in kwargs}
     given = {k: v for k, v in given.items() if v not in (None, 0, 0.0) and not k.startswith(("pretrained", "cache"))}
     if given:
