@@ -171,7 +171,8 @@ def config_dict(args: argparse.Namespace) -> dict[str, Any]:
 #: any working directory (an empty --data_root, i.e. list paths relative to the working directory, is
 #: stored as that directory)
 PATH_FLAGS = ("data_path", "data_root", "val_path", "test_path", "output_dir", "log_dir", "finetune", "resume",
-              "pattern", "pattern_dir", "init_pattern", "class_names", "saliency_root", "config")
+              "pattern", "pattern_dir", "init_pattern", "class_names", "saliency_root", "scanpath_root",
+              "config")
 EVAL_CONFIG_FILE = "eval_config.yaml"
 
 

@@ -18,7 +18,7 @@ from typing import Callable
 from snappix.engine.distributed import DistInfo
 from snappix.engine.method import Method
 
-from . import classification, classification_test, distillation, masked_video, regression
+from . import classification, classification_test, distillation, masked_video, regression, saccade
 from . import retrieval  # evaluation-only plug: nearest-neighbour retrieval, recall@k
 
 
@@ -58,6 +58,8 @@ PRETRAINING: dict[str, Plug] = {
     # masked distillation from a frozen teacher (UMT / VideoMamba); shares the masking and clip flags
     "distill": Plug(distillation.add_args, masked_video.data_lists, distillation.build, check=distillation.check,
                     prog="distill"),
+    # Saccade-VSSL: fixation clips from scanpaths, memory-bank NCE + PixPro + PCL prototypes on R3D / R(2+1)D
+    "saccade": Plug(saccade.add_args, saccade.data_lists, saccade.build, check=saccade.check, prog="saccade"),
 }
 #: ``run_finetuning.py --task``
 FINETUNING: dict[str, Plug] = {

@@ -44,7 +44,7 @@ LAYERS: dict[str, frozenset[str]] = {
     "objectives": _BASE | {"sensor", "masking", "models", "objectives"},
     "engine": _BASE | {"engine"},
     "decorrelation": _BASE | {"sensor", "engine", "decorrelation"},
-    "methods": _BASE | {"sensor", "masking", "models", "teachers", "objectives", "engine", "methods"},
+    "methods": _BASE | {"scanpaths", "sensor", "masking", "models", "teachers", "objectives", "engine", "methods"},
     "tools": frozenset({"errors", "data", "scanpaths", "sensor", "masking", "models", "teachers", "objectives",
                         "engine", "decorrelation", "methods", "tools"}),
 }
