@@ -14,7 +14,8 @@ after ours: the released code's allocation pattern, 8 padded window copies alive
 every evaluation, is then much cheaper because ours has already raised glibc's malloc thresholds).
 Printed per clip and in total: frames per second of each, the speed ratio, the largest distance
 between the two gaze paths (pixels of the working resolution), ODE evaluations per frame, and whether
-the fixations (25 px / 50 ms on the gaze in source pixels) fall in the same 7 x 7 cells.
+the fixations (25 px / 50 ms on the gaze in source pixels) fall in the same 7 x 7 cells; in total also
+the CPU time of each (``time.process_time``: less sensitive than wall time to other work on the machine).
 
     python benchmarks/bench_scanpaths.py [--videos DIR] [--frames 48] [--long_side 224] [--seed 0] [--same_process]
 """
@@ -67,11 +68,11 @@ def load_clip(path: str, frames: int, long_side: int) -> tuple[list[np.ndarray],
     return [resize_frame(f, work) for f in out], (fps if fps > 0 else 25.0), size
 
 
-def run(model, frames: list[np.ndarray]) -> tuple[np.ndarray, float]:
-    """``(gaze (T, 2) in working pixels, seconds)`` of ``model.step`` over ``frames``."""
-    t0 = time.perf_counter()
+def run(model, frames: list[np.ndarray]) -> tuple[np.ndarray, float, float]:
+    """``(gaze (T, 2) in working pixels, wall seconds, CPU seconds of this process)`` of ``model.step``."""
+    t0, c0 = time.perf_counter(), time.process_time()
     gaze = [model.step(f) for f in frames]
-    return np.asarray(gaze, np.float64), time.perf_counter() - t0
+    return np.asarray(gaze, np.float64), time.perf_counter() - t0, time.process_time() - c0
 
 
 def rows_of(gaze: np.ndarray, work: tuple[int, int], size: tuple[int, int], fps: float) -> np.ndarray:
@@ -81,7 +82,7 @@ def rows_of(gaze: np.ndarray, work: tuple[int, int], size: tuple[int, int], fps:
 
 
 def time_method(method: str, clips: list[str], args) -> dict:
-    """``{clip: (gaze, seconds, evaluations, work size, source size, fps)}`` of one method on every clip."""
+    """``{clip: (gaze, seconds, evaluations, work size, source size, fps, CPU seconds)}`` of one method."""
     params = GEymolParams(long_side=args.long_side)
     cls = GEymol if method == "ours" else ReferenceGEymol
     out = {}
@@ -89,8 +90,8 @@ def time_method(method: str, clips: list[str], args) -> dict:
         frames, fps, size = load_clip(path, args.frames, args.long_side)
         work = frames[0].shape[:2]
         model = cls(*work, fps=fps, params=params, seed=video_seed(args.seed, os.path.basename(path)))
-        gaze, seconds = run(model, frames)
-        out[path] = (gaze, seconds, model.evaluations, work, size, fps)
+        gaze, seconds, cpu = run(model, frames)
+        out[path] = (gaze, seconds, model.evaluations, work, size, fps, cpu)
     return out
 
 
@@ -109,10 +110,11 @@ def time_in_fresh_process(method: str, clips: list[str], args) -> dict:
 def compare(clips: list[str], ours: dict, base: dict) -> list[dict]:
     rows = []
     for path in clips:
-        g_o, t_o, e_o, work, size, fps = ours[path]
-        g_b, t_b, e_b = base[path][:3]
+        g_o, t_o, e_o, work, size, fps, c_o = ours[path]
+        g_b, t_b, e_b, c_b = base[path][0], base[path][1], base[path][2], base[path][6]
         r_o, r_b = rows_of(g_o, work, size, fps), rows_of(g_b, work, size, fps)
         rows.append(dict(name=os.path.basename(path), frames=len(g_o), work=work, t_ours=t_o, t_base=t_b,
+                         cpu_ours=c_o, cpu_base=c_b,
                          dev=float(np.hypot(*(g_o - g_b).T).max()), eval_o=e_o / len(g_o), eval_b=e_b / len(g_b),
                          n_fix=(len(r_o), len(r_b)),
                          same_cells=len(r_o) == len(r_b) and bool((r_o[:, 0] == r_b[:, 0]).all()),
@@ -136,6 +138,9 @@ def print_table(results: list[dict], label: str) -> None:
           f"deviation {max(r['dev'] for r in results):.2f} px; fixations in the same cells on "
           f"{sum(r['same_cells'] for r in results)}/{len(results)} clips "
           f"(identical rows on {sum(r['same_rows'] for r in results)}/{len(results)})")
+    c_o, c_b = sum(r["cpu_ours"] for r in results), sum(r["cpu_base"] for r in results)
+    print(f"CPU time of the process (steadier than wall time on a shared machine): ours {1000 * c_o / n:.1f} "
+          f"ms/frame, baseline {1000 * c_b / n:.1f} ms/frame; speed-up {c_b / c_o:.1f}x")
 
 
 def readable(clips: list[str]) -> list[str]:

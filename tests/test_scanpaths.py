@@ -8,7 +8,7 @@ import pytest
 from snappix.scanpaths import (GEymol, GEymolParams, GravityField, ScanpathFormatError, compute_scanpath,
                                detect_fixations, direct_force, fixation_rows, format_scanpath, gravity_kernel,
                                grid_cell, read_scanpath, video_seed, window_size, write_scanpath)
-from snappix.scanpaths.field import sample_force
+from snappix.scanpaths.field import sample_force, sliding_max
 from snappix.scanpaths.ior import clamp_inside, ior_period, update_ior
 
 from conftest import write_lossless_video
@@ -41,6 +41,47 @@ def test_field_by_fft_matches_direct_sum(precision, tol, size):
     ref = ref.transpose(2, 0, 1)  # (h, w, 2) -> (2, h, w)
     scale = max(np.abs(ref).max(), 1.0)
     assert np.abs(force - ref).max() <= tol * scale
+
+
+@pytest.mark.parametrize("n", [1, 3, 9, 81, 225])
+@pytest.mark.parametrize("length", [1, 2, 7, 40])
+def test_sliding_max_matches_maximum_filter(n, length):
+    from scipy.ndimage import maximum_filter
+
+    rng = np.random.default_rng(n * 100 + length)
+    a = rng.normal(size=(3, length, 5)).astype(np.float32)  # negatives: entries past the ends count as 0
+    work = {}
+    for axis in range(3):
+        size = [1, 1, 1]
+        size[axis] = n
+        ref = maximum_filter(a, size=size, mode="constant", cval=0.0)
+        for _ in range(2):  # the second call reuses the cached buffers
+            out = sliding_max(a, n, axis=axis, work=work)
+            assert out.shape == a.shape and out.dtype == a.dtype and (out == ref).all()
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_field_parts_and_reused_buffers(precision):
+    """force = sum_c alpha_c correlate_c / window_max_c, the same on a field that already saw other frames."""
+    from scipy.ndimage import maximum_filter
+
+    rng = np.random.default_rng(5)
+    h, w = 30, 41
+    frames = [rng.random((4, h, w)) ** 4 * (rng.random((4, h, w)) > 0.2) for _ in range(2)]
+    frames[1][3] = 0.0
+    alphas = np.array([0.1, 0.2, 0.05, 0.3])
+    used = GravityField(h, w, precision=precision)
+    for mass in [frames[0], frames[1], frames[0]]:
+        fresh = GravityField(h, w, precision=precision)
+        force = used.force(mass, alphas)
+        assert (force == fresh.force(mass, alphas)).all()
+        m = mass.astype(precision)
+        peak = used.window_max(m)
+        assert (peak == maximum_filter(m, size=(1, fresh.n, fresh.n), mode="constant", cval=0.0)).all()
+        scale = np.divide(alphas[:, None, None], peak, out=np.zeros(peak.shape), where=peak > 0)
+        parts = (used.correlate(m) * scale[:, None].astype(precision)).sum(axis=0)
+        tol = 1e-5 if precision == "float32" else 1e-12
+        assert np.abs(force - parts).max() <= tol * np.abs(parts).max()
 
 
 def test_sample_force_floor_and_bilinear():

@@ -101,19 +101,24 @@ class GEymol:
         self.alphas = self.params.alphas()
         self.state = initial_state(self.height, self.width, np.random.default_rng(seed), self.params.init_spread)
         self.ior = np.zeros((self.height, self.width), np.float64)
-        self._gate = 1.0 - self.ior
+        self._gate = (1.0 - self.ior).astype(np.float32)
         self.t = 0
         self.evaluations = 0
         self._prev_grey = None
 
     def masses(self, frame_bgr: np.ndarray) -> np.ndarray:
-        """float64 ``(C, h, w)`` gated masses of one working-size BGR uint8 frame (C = 8, or 9 with motion)."""
-        chans = [gradient_mass(m) for m in feature_maps(frame_bgr)]
+        """float32 ``(C, h, w)`` gated masses of one working-size BGR uint8 frame (C = 8, or 9 with motion).
+
+        In float32, the precision of the field's FFT (the Sobel derivatives, their magnitude and the gate).
+        """
+        maps = feature_maps(frame_bgr)
+        mass = np.empty((len(self.alphas), self.height, self.width), np.float32)
+        for i, m in enumerate(maps):
+            mass[i] = gradient_mass(m, np.float32)
         if self.params.motion:
             grey = to_grey(frame_bgr)
-            chans.append(motion_channel(self._prev_grey, grey))
+            mass[len(maps)] = motion_channel(self._prev_grey, grey)
             self._prev_grey = grey
-        mass = np.stack(chans)
         mass *= self._gate
         return mass
 
@@ -142,7 +147,7 @@ class GEymol:
         self.state = y
         if self.t % self.period == 0:
             self.ior = update_ior(self.ior, row, col, p.ior_radius, p.ior_decay)
-            self._gate = 1.0 - self.ior
+            self._gate = (1.0 - self.ior).astype(np.float32)
         return row, col
 
 
