@@ -5,11 +5,15 @@ the teacher's share of the step time logged, resume, clear errors before trainin
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from conftest import REPO
 from snappix.data.lists import write_list
 from snappix.data.synthetic import render_clip
 from snappix.data.video_writer import write_video
@@ -155,3 +159,38 @@ def test_distill_errors_before_training(tiny_clips, teacher_file, tmp_path):
     out = run(grid, tmp_path, check=False)
     assert out.returncode == 2 and "token grid" in out.stderr
     assert not (tmp_path / "c" / "checkpoint-latest.pth").exists()
+
+
+# ------------------------------------------------------------------------------------------------------ demo
+DEMO = REPO / "scripts" / "demos" / "distill.sh"
+LAUNCHER = REPO / "scripts" / "pretrain" / "videomamba_middle_distill.sh"
+
+
+def test_distill_scripts_and_recipe():
+    for path in (DEMO, LAUNCHER):
+        assert os.access(path, os.X_OK), f"{path} is not executable"
+        subprocess.run(["bash", "-n", str(path)], check=True)
+    config = yaml.safe_load((REPO / "configs" / "pretrain" / "videomamba_middle_distill_k400.yaml").read_text())
+    assert (config["task"], config["model"], config["mask_type"], config["mask_ratio"]) == \
+        ("distill", "videomamba_middle_pretrain", "teacher_attention", 0.8)
+    assert config["teacher"] == "vit_base_patch16_clip_quickgelu_224.openai" and config["sampling"] == "sparse"
+    assert (config["epochs"], config["warmup_epochs"], config["lr"], config["opt_betas"]) == (800, 40, 1.5e-4,
+                                                                                              [0.9, 0.95])
+
+
+@pytest.mark.slow
+def test_distill_demo_fast(tmp_path):
+    """The demo end to end with tiny settings (32 clips, 1 epoch per stage): four rows with measured numbers."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    proc = subprocess.run(["bash", str(DEMO), "--fast", "--out", "demo"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = (tmp_path / "demo" / "results.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+    assert [r.split("|")[1].strip() for r in rows] == [
+        "teacher: video ViT (labels)", "student from scratch", "student, distilled (teacher-attention mask)",
+        "student, distilled (uniform mask)"]
+    for r in rows:
+        cells = [c.strip() for c in r.split("|")[1:-1]]
+        assert cells[1] != "n/a" and 0.0 <= float(cells[1].split()[0]) <= 100.0
+    assert (tmp_path / "demo" / "distill_attention" / "checkpoint-latest.pth").is_file()
