@@ -14,20 +14,14 @@ import torch
 import yaml
 
 from conftest import REPO
-from snappix.data.lists import write_list
-from snappix.data.synthetic import render_clip
-from snappix.data.video_writer import write_video
 from snappix.engine.checkpoint import load_checkpoint
 from snappix.masking.factory import DEVICE_MASKS, device_mask, encoder_mask_from_flags
 from snappix.methods.distillation import TeacherTargets, build_student
-from snappix.models.factory import classifier_from_flags
 from snappix.objectives.distillation import DistillationLoss
 from snappix.teachers import build_teacher
-from test_pretraining import run
+from test_pretraining import run, tiny_data  # noqa: F401  (a fixture)
+from test_teachers import snappix_checkpoint  # noqa: F401  (a fixture)
 
-# teacher: the quickstart's video ViT at 32 px, 8 frames: patch 16, tubelet 4 -> grid (2, 2, 2), 4 tokens per slot
-TEACHER_CONFIG = {"model": "video_vit_super_tiny_patch16_112", "input_size": 32, "num_frames": 8, "in_chans": 1,
-                  "drop_path": 0.0, "nb_classes": 4}
 STUDENT = ["--model", "videomamba_super_tiny_pretrain", "--patch_size", "16", "--tubelet_size", "4",
            "--input_size", "32", "--num_frames", "8", "--mask_ratio", "0.5"]
 
@@ -70,15 +64,9 @@ def test_device_mask_types_refused_on_the_data_side_and_unknown_types():
 
 # ------------------------------------------------------------------------------------------- teacher batch
 @pytest.fixture(scope="module")
-def teacher_file(tmp_path_factory):
-    torch.manual_seed(0)
-    clf = classifier_from_flags(TEACHER_CONFIG, 4).eval()
-    with torch.no_grad():
-        for p in clf.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    path = tmp_path_factory.mktemp("teacher") / "checkpoint-best.pth"
-    torch.save({"model": clf.state_dict(), "config": dict(TEACHER_CONFIG), "epoch": 0}, path)
-    return path
+def teacher_file(snappix_checkpoint):
+    """A tiny snappix video-ViT checkpoint (32 px, 8 frames, patch 16, tubelet 4: grid (2, 2, 2))."""
+    return snappix_checkpoint[1]
 
 
 def student_args(**over):
@@ -113,13 +101,9 @@ def test_teacher_transform_masks_targets_and_no_teacher_gradient(teacher_file):
 
 # ------------------------------------------------------------------------------------------------ end to end
 @pytest.fixture(scope="module")
-def tiny_clips(tmp_path_factory):
-    root = tmp_path_factory.mktemp("clips")
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        write_video(str(root / f"c{i}.mp4"), render_clip(i % 8, 12, 40, 48, rng=rng))
-    write_list(root / "train.csv", [(f"c{i}.mp4", 0, -1) for i in range(6)], "pretrain")
-    return root
+def tiny_clips(tiny_data):
+    """Eight synthetic clips and their pretraining list (the pretraining tests' data)."""
+    return tiny_data
 
 
 def common(clips, teacher, out):
