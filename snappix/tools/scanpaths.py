@@ -32,10 +32,14 @@ FAILURES_FILE = "scanpaths_failures.tsv"
 _HEADERS = {"path", "video", "filename", "file", "name"}
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every flag's default in its help."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = GEymolParams()
     p = argparse.ArgumentParser(prog="python -m snappix.tools.scanpaths", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=_Formatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video_root", help="tree of video files")
     src.add_argument("--frames_root", help="tree of frame folders (<class>/<video>/00001.jpg, ...)")
@@ -53,14 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("G-Eymol (defaults of the released code)")
     g.add_argument("--long_side", type=int, default=d.long_side, help="working resolution: longer side, px")
     g.add_argument("--alpha", type=float, default=d.alpha, help="total weight of the 8 channels")
-    g.add_argument("--dissipation", type=float, default=d.dissipation)
-    g.add_argument("--ior_decay", type=float, default=d.ior_decay)
+    g.add_argument("--dissipation", type=float, default=d.dissipation,
+                   help="velocity damping of the gaze ODE per frame")
+    g.add_argument("--ior_decay", type=float, default=d.ior_decay,
+                   help="inhibition of return update: min(decay * IOR + blob, 1)")
     g.add_argument("--ior_radius", type=int, default=d.ior_radius, help="pixels of the working resolution")
     g.add_argument("--saccades_per_second", type=float, default=d.saccades_per_second, help="IOR updates per s")
-    g.add_argument("--rtol", type=float, default=d.rtol)
-    g.add_argument("--atol", type=float, default=d.atol)
+    g.add_argument("--rtol", type=float, default=d.rtol, help="relative tolerance of odeint")
+    g.add_argument("--atol", type=float, default=d.atol, help="absolute tolerance of odeint")
     g.add_argument("--motion", action="store_true", help="add a Farneback optical-flow magnitude channel")
-    g.add_argument("--motion_alpha", type=float, default=d.motion_alpha)
+    g.add_argument("--motion_alpha", type=float, default=d.motion_alpha, help="weight of the --motion channel")
     g.add_argument("--lookup", choices=LOOKUPS, default=d.lookup, help="force read between pixels")
     f = p.add_argument_group("fixations")
     f.add_argument("--max_dist", type=float, default=25.0, help="dispersion threshold, source pixels")

@@ -82,11 +82,12 @@ def _parsers():
     import run_finetuning
     import run_pretraining
     from snappix.decorrelation import cli as decorrelation
-    from snappix.tools import check_data, preprocess_cli
+    from snappix.tools import check_data, preprocess_cli, scanpaths
 
     return {"run_pretraining.py": run_pretraining.build_parser(), "run_finetuning.py": run_finetuning.build_parser(),
             "run_decorrelation_training.py": decorrelation.build_parser(),
-            "preprocess_data.py": preprocess_cli.build_parser(), "check_data": check_data.build_parser()}
+            "preprocess_data.py": preprocess_cli.build_parser(), "check_data": check_data.build_parser(),
+            "scanpaths": scanpaths.build_parser()}
 
 
 def test_every_flag_has_help_and_shows_its_default():
@@ -106,7 +107,7 @@ def test_every_flag_has_help_and_shows_its_default():
             if not ok:
                 missing.append(f"{name} {action.option_strings[0]}")
     assert not missing, missing
-    assert all("--debug" in p.format_help() for name, p in _parsers().items() if name != "check_data")
+    assert all("--debug" in p.format_help() for name, p in _parsers().items() if name not in ("check_data", "scanpaths"))
 
 
 def _message_flags() -> list[tuple[str, str]]:
