@@ -107,13 +107,14 @@ def loop_scan():
 
 
 # ------------------------------------------------------------------------------------------- 1. mixer
-def bench_mixer(frames: int, device: torch.device, reps: int) -> None:
-    length = 1 + frames * 196
+def bench_mixer(frames: int, device: torch.device, reps: int, tokens_per_frame: int = 196) -> None:
+    length = 1 + frames * tokens_per_frame
     torch.manual_seed(0)
     mixer = mamba_mixer.BiMambaMixer(192, depth=24).to(device)
     h = torch.randn(1, length, 192, device=device)
-    print(f"\n## 1. one bidirectional mixer, d = 192 (d_inner 384, d_state 16), L = 1 + {frames} x 196 = {length}, "
-          f"batch 1, {device.type}, {torch.get_num_threads()} thread(s)")
+    print(f"\n## 1. one bidirectional mixer, d = 192 (d_inner 384, d_state 16), "
+          f"L = 1 + {frames} x {tokens_per_frame} = {length}, batch 1, {device.type}, "
+          f"{torch.get_num_threads()} thread(s)")
 
     def forward():
         with torch.no_grad():
@@ -222,6 +223,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--skip_mixer", action="store_true")
     parser.add_argument("--skip_scaling", action="store_true")
+    parser.add_argument("--tiny", action="store_true", help="mixer only, L = 1 + 16 tokens, 1 repetition (dry runs)")
     parser.add_argument("--memory_json", action="store_true", help=argparse.SUPPRESS)  # child of scaling_memory
     args = parser.parse_args()
     if args.memory_json:
@@ -232,8 +234,10 @@ def main() -> None:
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
     t0 = time.perf_counter()
+    if args.tiny:
+        args.mixer_frames, args.reps, args.skip_scaling = 1, 1, True
     if not args.skip_mixer:
-        bench_mixer(args.mixer_frames, device, args.reps)
+        bench_mixer(args.mixer_frames, device, args.reps, 16 if args.tiny else 196)
     if not args.skip_scaling:
         bench_scaling(args.frames, args.img_size, device, args.reps)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")

@@ -227,10 +227,18 @@ def main() -> None:
     p.add_argument("--patch_size", type=int, default=16)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--skip_kcenter", action="store_true")
+    p.add_argument("--skip_saliency", action="store_true")
+    p.add_argument("--tiny", action="store_true", help="k-center on tiny white noise only (dry runs: batch 2, "
+                   "N = 2 x 16, k = 8); no real clips, no saliency")
     args = p.parse_args()
+    if args.tiny:
+        bench_kcenter(torch.device(args.device), "", batch=2, frames=2, side=4, k=8)
+        return
     if not args.skip_kcenter:
         bench_kcenter(torch.device(args.device), args.videos)
-    if os.path.isdir(args.videos):
+    if args.skip_saliency:
+        print("saliency: skipped (--skip_saliency)")
+    elif os.path.isdir(args.videos):
         bench_saliency(args.videos, args.input_size, args.patch_size)
     else:
         print(f"saliency: {args.videos} not found (set --videos); skipped")

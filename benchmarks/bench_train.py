@@ -32,7 +32,7 @@ Peak memory, measured honestly per device:
   is the attention's activations and workspace). ``tracemalloc`` would miss torch's allocations and
   ``ru_maxrss`` is inherited from the parent across fork + exec, so neither is used.
 
-    python benchmarks/bench_train.py [--device cpu|cuda] [--precision fp32|bf16|auto] [--rounds 7] [--steps 1]
+    python benchmarks/bench_train.py [--device cpu|cuda] [--precision fp32|bf16|fp16|auto] [--rounds 7] [--steps 1]
 """
 
 from __future__ import annotations
@@ -75,12 +75,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=1, help="timed training steps per round and variant")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per variant before the rounds")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--precision", default="auto", choices=["fp32", "bf16", "auto"],
-                   help="precision of sections (1) and (3); auto: bf16 only where the device computes it natively")
+    p.add_argument("--precision", default="auto", choices=["fp32", "bf16", "fp16", "auto"],
+                   help="precision of sections (1) and (3); auto: bf16 only where the device computes it natively; "
+                        "fp16 (CUDA only): autocast without a loss scaler (timing only)")
     p.add_argument("--no_floor", action="store_true", help="skip sections (2)-(4)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--pattern_dir", default=os.environ.get("SNAPPIX_PATTERN_DIR", DEFAULT_PATTERNS))
     p.add_argument("--no_memory", action="store_true", help="skip the memory measurement")
+    p.add_argument("--tiny", action="store_true", help="32 x 32 pixels, 16 frames, decoder depth 1 (dry runs)")
     p.add_argument("--_memory_probe", choices=IMPLS, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -88,6 +90,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build(args, attn_impl: str):
     """Model (same seed -> same weights for both variants), AdamW, and a pool of batches."""
     kwargs = dict(attn_impl=attn_impl)
+    if args.tiny:
+        kwargs.update(img_size=32, decoder_depth=1)
     if "coded" in args.model:
         if os.path.isfile(os.path.join(args.pattern_dir, "pattern_4.pth")):
             kwargs.update(coded_type="decor_fix", pattern_dir=args.pattern_dir)
@@ -115,7 +119,7 @@ def build(args, attn_impl: str):
 
 
 def train_steps(args, model, opt, batches, steps: int, precision: str | None = None) -> None:
-    dtype = torch.bfloat16 if (precision or args.precision) == "bf16" else None
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision or args.precision)
     for i in range(steps):
         video, em, dm, target = batches[i % len(batches)]
         with torch.autocast(args.device, dtype=dtype, enabled=dtype is not None):
@@ -150,6 +154,7 @@ def cpu_memory(args, impl: str) -> dict:
            "--device", "cpu", "--precision", args.precision, "--threads", str(args.threads),
            "--pattern_dir", args.pattern_dir, "--mask_ratio", str(args.mask_ratio),
            "--decoder_mask_ratio", str(args.decoder_mask_ratio)]
+    cmd += ["--tiny"] if args.tiny else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
