@@ -54,7 +54,8 @@ class FixationClipDataset(_VideoListDataset):
         mode: ``train`` or ``cluster``.
         seed: draws the padding cells (once per dataset, as the reference's ``random.sample``).
         gray: ``"first"`` (snappix's grey videos, ``C = 1``) or ``None`` (RGB, ``C = 3``).
-        bottom_area, center_fraction: :class:`FixationAugment`.
+        bottom_area, center_fraction, flip: :class:`FixationAugment` (``flip``: the random horizontal flip of
+            training clips, on by default as in the reference).
         list_format: ``pretrain`` or ``cls``.
         **kwargs: :class:`~snappix.data.datasets._VideoListDataset` (``video_backend``, ``max_bad_fraction``,
             ``log_dir``, ``cache_videos``, ``allow_outside_root``, ``entries``, ...).
@@ -68,7 +69,7 @@ class FixationClipDataset(_VideoListDataset):
                  focus_num: int = 3, deduplicate: bool = False, grid: int = 7, margin_h: int = 0,
                  num_frames: int = 16, sampling_rate: int = 1, input_size: int = 112, mode: str = "train",
                  seed: int = 0, gray: str | None = "first", bottom_area: float = 0.175,
-                 center_fraction: float = 196 / 256, list_format: str = "pretrain", **kwargs):
+                 center_fraction: float = 196 / 256, list_format: str = "pretrain", flip: bool = True, **kwargs):
         if mode not in ("train", "cluster"):
             raise ValueError(f"mode must be 'train' or 'cluster', got {mode!r}")
         if list_format not in ("pretrain", "cls"):
@@ -87,7 +88,7 @@ class FixationClipDataset(_VideoListDataset):
         self.pad_cells = [int(c) for c in np.random.default_rng([seed, 1867]).choice(grid * grid, focus_num,
                                                                                     replace=False)]
         self.augment = FixationAugment(input_size, train=mode == "train", bottom_area=bottom_area,
-                                       center_fraction=center_fraction, gray=gray)
+                                       center_fraction=center_fraction, gray=gray, flip=flip)
 
     @property
     def n_instances(self) -> int:

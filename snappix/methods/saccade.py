@@ -85,6 +85,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                    help="data: re-extract the fixation-start clips (centre crop) before k-means, as the reference; "
                         "bank: project the memory bank (no data pass)")
     g.add_argument("--bottom_area", type=float, default=0.175, help="smallest area share of the random crop")
+    A.add_bool_arg(g, "--flip", default=True,
+                   help="random horizontal flip of each training clip and its map (the reference's; false where a "
+                        "flip changes what the clip shows, e.g. the direction of motion of the synthetic clips)")
     g.add_argument("--cluster_crop", type=float, default=196 / 256,
                    help="centre-crop side of the feature pass, as a share of the short side (reference 196/256)")
     # the reference's spellings of engine flags (no default of their own: the engine's flag keeps it)
@@ -175,7 +178,8 @@ def build_datasets(args: argparse.Namespace) -> tuple[FixationClipDataset, Fixat
     common = dict(scanpaths=scanpaths, focus_num=args.focus_num, deduplicate=args.deduplicate, grid=args.grid_num,
                   margin_h=args.margin_h, num_frames=args.num_frames, sampling_rate=args.sampling_rate,
                   input_size=args.input_size, seed=args.seed, gray="first" if _in_chans(args) == 1 else None,
-                  bottom_area=args.bottom_area, center_fraction=args.cluster_crop, list_format=args.list_format,
+                  bottom_area=args.bottom_area, flip=args.flip, center_fraction=args.cluster_crop,
+                  list_format=args.list_format,
                   entries=entries, video_backend=args.video_backend, max_bad_fraction=args.max_bad_fraction,
                   log_dir=args.output_dir, cache_videos=args.cache_videos)
     train = FixationClipDataset(args.data_path, args.data_root, mode="train", **common)
