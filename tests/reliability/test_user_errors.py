@@ -129,8 +129,14 @@ def _message_flags() -> list[tuple[str, str]]:
 
 
 def _own_flags(path: Path) -> set[str]:
-    """Flags a file defines itself (``add_argument("--x", ...)``: the small tools with their own parser)."""
-    return set(re.findall(r"add_argument\(\s*\"(--[a-z][a-z0-9_]+)\"", path.read_text()))
+    """Flags a file defines itself (``add_argument("--x", ...)``: the small tools with their own parser), plus
+    those of :mod:`snappix.tools.results_table` for the tools built on its ``table_parser``."""
+    text = path.read_text()
+    flags = set(re.findall(r"add_argument\(\s*\"(--[a-z][a-z0-9_]+)\"", text))
+    shared = path.parent / "results_table.py"
+    if "results_table" in text and path != shared and shared.is_file():
+        flags |= _own_flags(shared)
+    return flags
 
 
 def test_messages_name_only_real_flags():
