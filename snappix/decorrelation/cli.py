@@ -20,6 +20,7 @@ from snappix.engine.args import (add_bool_arg, add_clip_flags, add_config_arg, a
                                  parse_args)
 from snappix.engine.cli import USER_ERROR_STATUS, debug_requested, format_user_error, user_errors
 from snappix.engine.distributed import setup_logging
+from snappix.sensor.moments import SYMMETRIES
 
 __all__ = ["build_parser", "main"]
 
@@ -82,6 +83,9 @@ def _pattern_flags(p: argparse.ArgumentParser) -> None:
                    help="after the last epoch: at most this many steepest single-bit flips on the exact objective "
                         "over all training clips seen (0 = off)")
     g.add_argument("--refine_loss", choices=sorted(LOSSES), default="l1", help="objective of the refinement")
+    g.add_argument("--symmetrize", choices=list(SYMMETRIES), default="none",
+                   help="average the exact moments over clip flips / 90-degree rotations (dihedral) / time "
+                        "reversal (_time): exact data augmentation for --objective moments and the refinement")
     g.add_argument("--sensor_noise", default="none",
                    help="noise model during training/validation, e.g. full_well=10000,read_noise=2,adc_bits=10 "
                         "(minibatch objective only)")

@@ -172,6 +172,20 @@ class GreyClipSource:
             return exc.reason
 
     # ------------------------------------------------------------------ access
+    def subset(self, videos: Sequence[int]) -> "GreyClipSource":
+        """A source of the listed videos only (by index, in that order), sharing the decoded frames (no copy).
+
+        Raises:
+            IndexError: an index outside ``range(len(self))``.
+        """
+        out = object.__new__(GreyClipSource)
+        out.__dict__.update(self.__dict__)
+        out.paths = [self.paths[v] for v in videos]
+        out.lengths = [self.lengths[v] for v in videos]
+        out._frames = [self._frames[v] for v in videos] if self.cache else []
+        out.bad = []
+        return out
+
     def __len__(self) -> int:
         return len(self.paths)
 

@@ -63,7 +63,7 @@ class Trainer:
         logger: ``log.txt``, TensorBoard and progress bars.
 
     Raises:
-        FlagError: ``--sensor_noise`` with ``--objective moments``.
+        FlagError: ``--sensor_noise`` with ``--objective moments``; ``--symmetrize`` without moments.
         snappix.sensor.PatternFileError: an unreadable ``--init_pattern``.
     """
 
@@ -82,8 +82,11 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.sensor.parameters(), lr=args.lr, weight_decay=args.wd)
         self.loss_fn = LOSSES[args.loss]
         needs_moments = args.objective == "moments" or args.refine_max_flips > 0
-        self.moments = TileMoments(args.num_frames, args.tile_size, args.patch_norm_coded, device=device) \
-            if needs_moments else None
+        symmetry = getattr(args, "symmetrize", "none")
+        if symmetry != "none" and not needs_moments:
+            raise FlagError("--symmetrize needs --objective moments or --refine_max_flips > 0")
+        self.moments = TileMoments(args.num_frames, args.tile_size, args.patch_norm_coded, device=device,
+                                   symmetry=symmetry) if needs_moments else None
         self.multiplicity = None
         if args.train_sampling == "per_window":
             wins = protocol_windows(data.train, args.num_frames, args.sampling_rate, args.val_stride,

@@ -25,9 +25,46 @@ import torch
 
 from snappix.sensor.decorrelation import CORR_EPS, K710_SSV2_MEAN, K710_SSV2_STD, tile_rows
 
-__all__ = ["MAX_MOMENT_DIM", "TileMoments"]
+__all__ = ["MAX_MOMENT_DIM", "SYMMETRIES", "symmetry_permutations", "TileMoments"]
 
 MAX_MOMENT_DIM = 8192  # largest T * sh * sw accepted (a 8193^2 float64 matrix is 537 MB)
+#: ``symmetry`` names of :class:`TileMoments` -> number of transforms averaged over
+SYMMETRIES = {"none": 1, "flip": 2, "dihedral": 8, "dihedral_time": 16}
+
+
+def symmetry_permutations(symmetry: str, num_frames: int, tile_size: tuple[int, int]) -> list[torch.Tensor]:
+    """Index permutations of the ``T * sh * sw + 1`` tile vector for each transform of a symmetry group.
+
+    A clip transform that maps tiles onto tiles (a horizontal flip, a rotation by 90 degrees or a transpose of
+    an image made of whole tiles; a reversal of time) only permutes the entries ``(t, y, x)`` of every tile
+    vector (all tiles are pooled, so where a tile lands does not matter) and leaves the tile mean ``U`` (last
+    entry) unchanged. Averaging the second moments over the group is therefore *exactly* training on every
+    transformed copy of every clip (data augmentation at no cost).
+
+    Args:
+        symmetry: ``"none"``, ``"flip"`` (left-right mirror), ``"dihedral"`` (the 8 rotations / mirrors of a
+            square tile) or ``"dihedral_time"`` (those, each also with time reversed: 16).
+        num_frames, tile_size: T and ``(sh, sw)``.
+
+    Returns:
+        ``len == SYMMETRIES[symmetry]`` int64 tensors of length ``T * sh * sw + 1`` (the identity first).
+
+    Raises:
+        ValueError: an unknown name, or ``"dihedral*"`` with a non-square tile.
+    """
+    if symmetry not in SYMMETRIES:
+        raise ValueError(f"unknown symmetry {symmetry!r}; valid: {', '.join(SYMMETRIES)}")
+    sh, sw = tile_size
+    if symmetry.startswith("dihedral") and sh != sw:
+        raise ValueError(f"symmetry {symmetry!r} needs a square tile, got {sh}x{sw}")
+    idx = torch.arange(num_frames * sh * sw).reshape(num_frames, sh, sw)
+    ops = [idx] if symmetry == "none" else [idx, idx.flip(2)]
+    if symmetry.startswith("dihedral"):
+        ops = [torch.rot90(base, k, dims=(1, 2)) for base in (idx, idx.flip(2)) for k in range(4)]
+    if symmetry == "dihedral_time":
+        ops = ops + [o.flip(0) for o in ops]
+    tail = torch.tensor([num_frames * sh * sw])
+    return [torch.cat([o.reshape(-1), tail]) for o in ops]
 
 
 class TileMoments:
@@ -39,15 +76,21 @@ class TileMoments:
         patch_norm: SnapPix ``--patch_norm_coded`` (subtract the tile's long-exposure mean).
         mean, std: SnapPix's normalisation constants.
         device: where the float64 sums live (default: the device of the first clip).
+        symmetry: average the moments over a group of clip transforms (:func:`symmetry_permutations`;
+            ``"none"`` = SnapPix). Only :meth:`covariance` and what uses it see the average; the stored
+            sums stay those of the clips as given.
 
     Raises:
-        ValueError: ``T * sh * sw`` above :data:`MAX_MOMENT_DIM`.
+        ValueError: ``T * sh * sw`` above :data:`MAX_MOMENT_DIM`; a bad ``symmetry``.
     """
 
     def __init__(self, num_frames: int = 16, tile_size: int | tuple[int, int] = 8, patch_norm: bool = True,
-                 mean: float = K710_SSV2_MEAN, std: float = K710_SSV2_STD, device: torch.device | str | None = None):
+                 mean: float = K710_SSV2_MEAN, std: float = K710_SSV2_STD, device: torch.device | str | None = None,
+                 symmetry: str = "none"):
         sh, sw = (tile_size, tile_size) if isinstance(tile_size, int) else tuple(tile_size)
         self.num_frames, self.tile_size, self.patch_norm = num_frames, (sh, sw), patch_norm
+        self.symmetry = symmetry
+        self._perms = symmetry_permutations(symmetry, num_frames, (sh, sw))
         self.mean, self.std = mean, std
         self.dim = num_frames * sh * sw + 1
         if self.dim - 1 > MAX_MOMENT_DIM:
@@ -102,8 +145,34 @@ class TileMoments:
         self.weight += weight * v.shape[0]
         self._cov = None
 
+    @torch.no_grad()
+    def add(self, other: "TileMoments", weight: float = 1.0) -> "TileMoments":
+        """Add another accumulator's clips, each tile counted ``weight`` (> 0) times; returns ``self``.
+
+        Moments are sums, so this equals having called :meth:`update` on ``other``'s clips here (with
+        ``weight`` times their weights): per-source moments can be mixed in any proportion without
+        reading the clips again.
+
+        Raises:
+            ValueError: ``weight <= 0``, or ``other`` differs in T, tile size or ``patch_norm``.
+        """
+        if weight <= 0:
+            raise ValueError(f"weight must be > 0, got {weight}")
+        if (other.dim, other.patch_norm, other.tile_size) != (self.dim, self.patch_norm, self.tile_size):
+            raise ValueError("cannot add TileMoments of another T, tile size or patch_norm")
+        if other.sum is None:
+            return self
+        if self.sum is None:
+            self._alloc(self.device or other.sum.device)
+        self.outer += weight * other.outer.to(self.device)
+        self.sum += weight * other.sum.to(self.device)
+        self.weight += weight * other.weight
+        self._cov = None
+        return self
+
     def covariance(self) -> torch.Tensor:
-        """``(T * D + 1, T * D + 1)`` float64 covariance of the accumulated vectors (``n - 1`` normalisation).
+        """``(T * D + 1, T * D + 1)`` float64 covariance of the accumulated vectors (``n - 1`` normalisation),
+        averaged over the ``symmetry`` group.
 
         Raises:
             ValueError: fewer than 2 (weighted) tiles.
@@ -111,8 +180,14 @@ class TileMoments:
         if self.sum is None or self.weight < 2:
             raise ValueError(f"need at least 2 tiles, have {self.weight}")
         if self._cov is None:
-            mean = self.sum / self.weight
-            self._cov = (self.outer - self.weight * torch.outer(mean, mean)) / (self.weight - 1)
+            total, outer, n = self.sum, self.outer, self.weight
+            if len(self._perms) > 1:  # the raw sums over every transformed copy of every clip
+                perms = [p.to(total.device) for p in self._perms]
+                total = sum(total[p] for p in perms)
+                outer = sum(outer[p][:, p] for p in perms)
+                n = n * len(perms)
+            mean = total / n
+            self._cov = (outer - n * torch.outer(mean, mean)) / (n - 1)
         return self._cov
 
     def correlation(self, mask: torch.Tensor, normalize: str = "exposed", eps: float = CORR_EPS) -> torch.Tensor:
