@@ -47,7 +47,8 @@ def test_retrieval_report_table_and_margins(tmp_path, capsys):
 
 
 def test_flip_flag_reaches_the_training_clips(tmp_path):
-    """--flip false (the demo's: a flip turns E into W) switches the training clips' flip off; the default keeps it."""
+    """--flip false (for direction-of-motion clips, where a flip turns E into W) switches the training clips' flip
+    off; the default keeps it."""
     import numpy as np
 
     from run_pretraining import build_parser
@@ -70,7 +71,10 @@ def test_flip_flag_reaches_the_training_clips(tmp_path):
 
 @pytest.mark.slow
 def test_saccade_demo_fast(tmp_path):
-    """The demo end to end with tiny settings (32 clips, 2 epochs): three rows with measured recalls."""
+    """The demo end to end with tiny settings (32 clips, 2 epochs): three rows with measured recalls, on the
+    generator's shape classes."""
+    from snappix.data.synthetic import SHAPES
+
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     proc = subprocess.run(["bash", str(DEMO), "--fast", "--out", "demo"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=1200)
@@ -85,3 +89,5 @@ def test_saccade_demo_fast(tmp_path):
     assert all(r.split("|")[4].strip() == "projection" for r in rows[1:])
     assert "Saccade-VSSL demo" in proc.stdout
     assert any((tmp_path / "demo" / "scan_idx_7").rglob("*.txt"))
+    assert (tmp_path / "demo" / "data" / "classes.txt").read_text().split() == list(SHAPES)
+    assert "shape" in table and "chance at k = 1: 20 %" in table

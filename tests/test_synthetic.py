@@ -1,4 +1,5 @@
-"""The embedded dataset: deterministic, balanced, and its label is the direction of motion."""
+"""The embedded dataset: deterministic, balanced, and its label is the direction of motion (or, with
+``classes="shape"``, the objects' shape)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from snappix.data.lists import read_list
-from snappix.data.synthetic import DIRECTIONS, clip_rng, make_dataset, render_clip
+from snappix.data.synthetic import DIRECTIONS, SHAPES, _shape_mask, clip_rng, make_dataset, render_clip
 from snappix.data.video import open_video
 
 
@@ -66,6 +67,61 @@ def test_bad_arguments():
         render_clip(0, 4, 16, 64)
     with pytest.raises(ValueError, match="at least 8"):
         make_dataset("/nonexistent", num_videos=4)
+    with pytest.raises(ValueError, match="at least 5"):
+        make_dataset("/nonexistent", num_videos=4, classes="shape")
+    with pytest.raises(ValueError, match="unknown classes"):
+        make_dataset("/nonexistent", num_videos=16, classes="colour")
+    with pytest.raises(ValueError, match="unknown shape"):
+        render_clip(0, 4, 48, 64, shape="star")
+
+
+def test_forced_shape_changes_only_the_outlines():
+    """``shape=`` keeps every other draw: the clip equals its random-shape twin wherever neither's objects are,
+    and a clip of one object shows that object's outline (its alpha) where it was placed."""
+    free = render_clip(2, 4, 48, 64, rng=clip_rng(0, 3)).astype(np.int16)
+    forced = render_clip(2, 4, 48, 64, rng=clip_rng(0, 3), shape="ring").astype(np.int16)
+    differs = np.abs(free - forced).max(-1) > 0
+    assert 0.005 < differs.mean() < 0.6  # only object pixels move (noise is drawn identically)
+    # one static object: against the same clip with a square, another shape differs inside the object's box only
+    square = render_clip(0, 1, 48, 48, rng=clip_rng(1, 0), speed=(0.0, 0.0), num_objects=(1, 1), shape="square")
+    for name in SHAPES[:1] + SHAPES[2:]:
+        other = render_clip(0, 1, 48, 48, rng=clip_rng(1, 0), speed=(0.0, 0.0), num_objects=(1, 1), shape=name)
+        ys, xs = np.nonzero(np.abs(other.astype(int) - square.astype(int)).max(-1)[0])
+        assert len(ys) > 0, name
+        assert ys.max() - ys.min() < 0.30 * 48 + 1 and xs.max() - xs.min() < 0.30 * 48 + 1, name
+    assert _shape_mask(15, "ring")[7, 7] == 0 and _shape_mask(15, "disc")[7, 7] == 1
+
+
+def test_plain_removes_texture():
+    """plain=True: the background is one grey level (4 x 4 block means, which average the sensor noise away, are
+    near constant), while the textured twin's background varies; objects are flat too."""
+    spreads = {}
+    for plain in (False, True):
+        frame = render_clip(0, 1, 96, 96, rng=clip_rng(0, 1), num_objects=(0, 0), plain=plain)[0].astype(float)
+        spreads[plain] = frame.mean(-1).reshape(24, 4, 24, 4).mean((1, 3)).std()
+    assert spreads[True] < 0.3 * spreads[False], spreads
+    one = render_clip(0, 1, 96, 96, rng=clip_rng(0, 2), num_objects=(1, 1), speed=(0.0, 0.0), plain=True)[0]
+    blocks = one.mean(-1).reshape(24, 4, 24, 4).mean((1, 3))
+    assert len(np.unique(np.round(blocks / 8))) <= 4  # background level, object level and the edges between
+
+
+def test_make_dataset_shape_classes(tmp_path):
+    """5 balanced shape classes named in the files and classes.txt; the direction of motion is drawn apart
+    from the class (not constant within a class)."""
+    lists = make_dataset(str(tmp_path), num_videos=20, seed=0, num_frames=12, val_fraction=0.2, height=48,
+                         width=64, classes="shape")
+    train = read_list(lists["train"], "cls", str(tmp_path))
+    val = read_list(lists["val"], "cls", str(tmp_path))
+    assert open(lists["classes"]).read().split() == list(SHAPES)
+    assert sorted(e.label for e in val) == list(range(5)) and len(train) == 15
+    for e in train + val:
+        assert e.rel_path.endswith(f"_{SHAPES[e.label]}.mp4")
+    dirs = {}
+    for e in train + val:
+        with open_video(e.path) as reader:
+            grey = reader.get_frames(list(range(12))).mean(-1)
+        dirs.setdefault(e.label, set()).add(direction_of(grey))
+    assert sum(len(d) > 1 for d in dirs.values()) >= 4, dirs
 
 
 @pytest.mark.parametrize("workers", [1, 2])

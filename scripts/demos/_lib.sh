@@ -3,7 +3,9 @@
 # demo_absolute PATH        PATH relative to $HERE (the folder the user ran the demo from) unless absolute
 # demo_prepare NAME         moves an earlier $OUT aside (unless KEEP=1), makes $OUT and $OUT/logs, sets TIMINGS and START
 # demo_data NAME            sets ROOT (a quickstart data folder: $DATA when given, else made in $OUT/data from
-#                           NUM_VIDEOS synthetic clips at SIZE px), NB_CLASSES and NUM_TRAIN; caps BATCH at NUM_TRAIN
+#                           NUM_VIDEOS synthetic clips at SIZE px whose classes are $CLASSES, default direction;
+#                           the array SYNTHETIC_FLAGS, when set, adds make_synthetic flags),
+#                           NB_CLASSES and NUM_TRAIN; caps BATCH at NUM_TRAIN
 # demo_banner TEXT          a stage banner with the seconds since START
 # demo_finetune NAME DIR MODEL LR [flags]
 #                           run_finetuning.py with the quickstart's recipe on ROOT (EPOCHS, WARMUP, BATCH, SIZE,
@@ -29,10 +31,11 @@ demo_data() {
     demo_banner "1. data: reusing $DATA"
     ROOT="$DATA"
   else
-    demo_banner "1. synthetic dataset: $NUM_VIDEOS clips, 8 motion-direction classes, linear grey at $SIZE px"
+    demo_banner "1. synthetic dataset: $NUM_VIDEOS clips, ${CLASSES:-direction} classes, linear grey at $SIZE px"
     if [ ! -f "$OUT/raw/classes.txt" ]; then
       python -m snappix.tools.make_synthetic "$OUT/raw" --num_videos "$NUM_VIDEOS" --seed 0 --workers 2 \
-        --height "$SIZE" --width 84 --no_progress
+        --height "$SIZE" --width 84 --classes "${CLASSES:-direction}" ${SYNTHETIC_FLAGS[@]+"${SYNTHETIC_FLAGS[@]}"} \
+        --no_progress
     fi
     python preprocess_data.py "$OUT/raw/videos" "$OUT/data/videos" --input_format .mp4 --cores 2 --short_side "$SIZE"
     for f in train val; do cp "$OUT/raw/$f.csv" "$OUT/data/$f.csv"; done

@@ -18,6 +18,10 @@ noise proportional to sqrt(intensity) plus read noise) and are encoded as H.264 
 are a function of the seed alone: clip ``i`` of seed ``s`` is rendered with
 ``numpy.random.default_rng([s, i])`` so adding clips never changes the existing ones.
 
+Two variants for other demos (:func:`make_dataset` ``classes="shape"``, ``plain=True``): the class can be
+the objects' shape instead (5 classes; the direction of motion is then random), and the textures can be
+replaced by flat grey levels.
+
 ``make_dataset`` writes ``videos/NNNN_<DIR>.mp4`` plus ``train.csv`` / ``val.csv`` (``path label``,
 balanced classes, the last ``val_fraction`` of each class held out), ``pretrain.csv`` and
 ``pretrain_val.csv`` (``path 0 -1``: the training / validation clips) and ``classes.txt``.
@@ -100,13 +104,19 @@ def _shape_mask(size: int, kind: str) -> np.ndarray:
 
 def render_clip(label: int, num_frames: int = 48, height: int = 120, width: int = 160,
                 rng: np.random.Generator | None = None, speed: tuple[float, float] = (1.0, 2.0),
-                num_objects: tuple[int, int] = (6, 10)) -> np.ndarray:
+                num_objects: tuple[int, int] = (6, 10), shape: str | None = None,
+                object_size: tuple[float, float] = (0.14, 0.30), plain: bool = False) -> np.ndarray:
     """Frames of one clip whose objects move in direction ``DIRECTIONS[label]``.
 
     Args:
         label: class index in ``[0, 8)``; the motion angle is ``label * 45`` degrees (counter-clockwise
             from east, image y pointing up) (N = up the screen) plus uniform jitter of +-10 degrees, shared by all objects.
-        num_frames, height, width: clip size; objects are 14-30 % of the height (at least 12 px).
+        shape: one of :data:`SHAPES` for every object of the clip (the ``shape`` classes of
+            :func:`make_dataset`); ``None``: each object's shape drawn at random. The random draws are the
+            same either way, so a clip differs from its ``shape=None`` twin only in its objects' outlines.
+        num_frames, height, width: clip size.
+        object_size: range of the objects' side as a share of the height (at least 12 px).
+        plain: flat background and flat objects (each the mean of its texture): the same draws, no texture.
         rng: the generator (all randomness comes from it).
         speed: range of the clip's speed in pixels per frame (each object +-15 % around it).
         num_objects: inclusive range of the number of objects; each is placed uniformly in the frame
@@ -121,6 +131,8 @@ def render_clip(label: int, num_frames: int = 48, height: int = 120, width: int 
     rng = rng if rng is not None else np.random.default_rng()
     if not 0 <= label < len(DIRECTIONS):
         raise ValueError(f"label must be in [0, {len(DIRECTIONS)}), got {label}")
+    if shape is not None and shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; valid: {SHAPES}")
     if min(height, width) < 24:
         raise ValueError(f"frames must be at least 24 px, got {height}x{width}")
     # background: two octaves of smooth noise, tinted, larger than the frame so it can drift
@@ -129,6 +141,8 @@ def render_clip(label: int, num_frames: int = 48, height: int = 120, width: int 
     back = 0.6 * _smooth_noise(rng, bh, bw, int(rng.integers(12, 28))) + 0.4 * _smooth_noise(rng, bh, bw, 4)
     back = (rng.uniform(0.15, 0.35) + rng.uniform(0.2, 0.4) * back)[..., None] * rng.uniform(0.8, 1.0, 3)
     back = back.astype(np.float32)
+    if plain:
+        back = np.broadcast_to(back.mean((0, 1)), back.shape).copy()
     drift_angle = rng.uniform(0, 2 * math.pi)
     drift = rng.uniform(0.05, 0.25)
     bdx, bdy = drift * math.cos(drift_angle), drift * math.sin(drift_angle)
@@ -138,16 +152,20 @@ def render_clip(label: int, num_frames: int = 48, height: int = 120, width: int 
     half = (num_frames - 1) / 2
     objects = []
     for _ in range(int(rng.integers(num_objects[0], num_objects[1] + 1))):
-        size = int(rng.integers(max(12, int(0.14 * height)), max(13, int(0.30 * height)) + 1))
-        shape = _shape_mask(size, SHAPES[int(rng.integers(len(SHAPES)))])
+        low, high = object_size
+        size = int(rng.integers(max(12, int(low * height)), max(13, int(high * height)) + 1))
+        drawn = SHAPES[int(rng.integers(len(SHAPES)))]
+        alpha = _shape_mask(size, shape or drawn)
         texture = _texture(rng, size, TEXTURES[int(rng.integers(len(TEXTURES)))])
         if rng.random() < 0.3:  # a dark object on the brighter background now and then
             texture = 0.45 - 0.35 * texture
+        if plain:
+            texture = np.broadcast_to(texture.mean((0, 1)), texture.shape).copy()
         ov = v * rng.uniform(0.85, 1.15)  # all objects share the direction; speeds differ a little
         dx, dy = ov * math.cos(angle), -ov * math.sin(angle)
         # position at the middle frame anywhere in the frame; the path extends both ways from there
         mid_x, mid_y = rng.uniform(0, width) - size / 2, rng.uniform(0, height) - size / 2
-        objects.append((size, shape, texture, mid_x - dx * half, mid_y - dy * half, dx, dy))
+        objects.append((size, alpha, texture, mid_x - dx * half, mid_y - dy * half, dx, dy))
 
     gain, offset = rng.uniform(0.7, 1.25), rng.uniform(-0.04, 0.06)
     flicker_amp, flicker_period = rng.uniform(0.0, 0.04), rng.uniform(8, 30)
@@ -158,12 +176,12 @@ def render_clip(label: int, num_frames: int = 48, height: int = 120, width: int 
         ox = int(round(pad + bdx * (t - half)))
         oy = int(round(pad + bdy * (t - half)))
         frame = back[oy:oy + height, ox:ox + width].copy()
-        for size, shape, texture, x_start, y_start, dx, dy in objects:
+        for size, alpha, texture, x_start, y_start, dx, dy in objects:
             x, y = int(round(x_start + dx * t)), int(round(y_start + dy * t))
             x0, y0 = max(x, 0), max(y, 0)
             x1, y1 = min(x + size, width), min(y + size, height)
             if x1 > x0 and y1 > y0:
-                a = shape[y0 - y:y1 - y, x0 - x:x1 - x, None]
+                a = alpha[y0 - y:y1 - y, x0 - x:x1 - x, None]
                 region = frame[y0:y1, x0:x1]
                 frame[y0:y1, x0:x1] = region * (1 - a) + texture[y0 - y:y1 - y, x0 - x:x1 - x] * a
         level = gain * (1 + flicker_amp * math.sin(2 * math.pi * t / flicker_period)) * frame + offset
@@ -178,24 +196,42 @@ def clip_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-def _write_clip(job: tuple[str, int, int, int, int, int, int]) -> tuple[str, int]:
+CLASSES = {"direction": DIRECTIONS, "shape": SHAPES}
+SHAPE_OBJECT_SIZE = (0.30, 0.45)  # the shape classes: 3-5 objects of 30-45 % of the height
+SHAPE_NUM_OBJECTS = (3, 5)
+
+
+def _write_clip(job: tuple[str, int, int, int, int, int, str, bool]) -> tuple[str, int]:
     """Render and encode clip ``index`` (atomic: a temporary name, then rename)."""
-    out_dir, seed, index, num_frames, height, width, num_classes = job
-    label = index % num_classes
-    rel = f"videos/{index:04d}_{DIRECTIONS[label]}.mp4"
+    out_dir, seed, index, num_frames, height, width, classes, plain = job
+    names = CLASSES[classes]
+    label = index % len(names)
+    extra = {"plain": plain}
+    if classes == "direction":
+        direction = label
+    else:  # the direction from a generator of its own; fewer, larger objects so that outlines survive 32-px inputs
+        direction = int(np.random.default_rng([seed, index, 1]).integers(len(DIRECTIONS)))
+        extra.update(shape=names[label], object_size=SHAPE_OBJECT_SIZE, num_objects=SHAPE_NUM_OBJECTS)
+    rel = f"videos/{index:04d}_{names[label]}.mp4"
     final = os.path.join(out_dir, rel)
     tmp = final + ".part.mp4"
-    write_video(tmp, render_clip(label, num_frames, height, width, rng=clip_rng(seed, index)))
+    write_video(tmp, render_clip(direction, num_frames, height, width, rng=clip_rng(seed, index), **extra))
     os.replace(tmp, final)
     return rel, label
 
 
 def make_dataset(out_dir: str, num_videos: int = 32, seed: int = 0, num_frames: int = 32,
                  val_fraction: float = 0.25, height: int = 120, width: int = 160,
-                 progress: bool = False, workers: int = 1) -> dict[str, str]:
-    """Write ``num_videos`` clips (classes balanced: clip ``i`` has label ``i % 8``) and the lists.
+                 progress: bool = False, workers: int = 1, classes: str = "direction",
+                 plain: bool = False) -> dict[str, str]:
+    """Write ``num_videos`` clips (classes balanced: clip ``i`` has label ``i % n_classes``) and the lists.
 
     Args:
+        classes: ``"direction"`` (the default: 8 directions of motion, each object's shape at random) or
+            ``"shape"`` (5 classes, :data:`SHAPES`: every object of a clip has the class's shape and the
+            clip's direction of motion is drawn at random; 3-5 objects of 30-45 % of the height; textures and
+            background as for directions).
+        plain: flat background and flat objects (:func:`render_clip`).
         out_dir: created if needed; clips go to ``out_dir/videos``. Existing clips of the same name
             are rewritten (the output is deterministic, so this is idempotent).
         val_fraction: share of each class held out for ``val.csv`` (the last clips of each class; at
@@ -207,14 +243,17 @@ def make_dataset(out_dir: str, num_videos: int = 32, seed: int = 0, num_frames: 
         ``{"train", "val", "pretrain", "pretrain_val", "classes"}`` -> file path.
 
     Raises:
-        ValueError: fewer clips than classes.
+        ValueError: fewer clips than classes, or unknown ``classes``.
     """
     from .lists import write_lines, write_list
 
-    if num_videos < len(DIRECTIONS):
-        raise ValueError(f"need at least {len(DIRECTIONS)} videos (one per class), got {num_videos}")
+    if classes not in CLASSES:
+        raise ValueError(f"unknown classes {classes!r}; valid: {tuple(CLASSES)}")
+    names = CLASSES[classes]
+    if num_videos < len(names):
+        raise ValueError(f"need at least {len(names)} videos (one per class), got {num_videos}")
     os.makedirs(os.path.join(out_dir, "videos"), exist_ok=True)
-    jobs = [(out_dir, seed, i, num_frames, height, width, len(DIRECTIONS)) for i in range(num_videos)]
+    jobs = [(out_dir, seed, i, num_frames, height, width, classes, plain) for i in range(num_videos)]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -254,5 +293,5 @@ def make_dataset(out_dir: str, num_videos: int = 32, seed: int = 0, num_frames: 
     lists["pretrain_val"] = os.path.join(out_dir, "pretrain_val.csv")
     write_list(lists["pretrain_val"], [(r, 0, -1) for r, _ in val], "pretrain")
     lists["classes"] = os.path.join(out_dir, "classes.txt")
-    write_lines(lists["classes"], list(DIRECTIONS))
+    write_lines(lists["classes"], list(names))
     return lists

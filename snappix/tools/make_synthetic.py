@@ -1,6 +1,6 @@
-"""Write the embedded motion-direction dataset (see :mod:`snappix.data.synthetic`).
+"""Write the embedded synthetic dataset (see :mod:`snappix.data.synthetic`).
 
-    python -m snappix.tools.make_synthetic OUT --num_videos 480 --seed 0
+    python -m snappix.tools.make_synthetic OUT --num_videos 480 --seed 0 [--classes direction|shape]
 
 Writes ``OUT/videos/*.mp4``, ``OUT/train.csv``, ``OUT/val.csv``, ``OUT/pretrain.csv`` and
 ``OUT/classes.txt``. The same seed gives the same clips on every machine with the same PyAV/x264.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from snappix.data.synthetic import DIRECTIONS, make_dataset
+from snappix.data.synthetic import CLASSES, make_dataset
 
 
 def main(argv=None) -> int:
@@ -22,6 +22,11 @@ def main(argv=None) -> int:
     p.add_argument("--height", type=int, default=120)
     p.add_argument("--width", type=int, default=160)
     p.add_argument("--val_fraction", type=float, default=0.2, help="share of each class held out for val.csv")
+    p.add_argument("--classes", default="direction", choices=sorted(CLASSES),
+                   help="what the label is: the direction of motion (8 classes, shapes at random) or the objects' "
+                        "shape (5 classes, directions at random)")
+    p.add_argument("--plain", action="store_true",
+                   help="flat background and flat objects (no texture; default: textured)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="processes rendering and encoding clips (the clips do not depend on it)")
@@ -31,9 +36,9 @@ def main(argv=None) -> int:
         p.error("--height and --width must be even (H.264 yuv420p)")
     lists = make_dataset(args.out_dir, args.num_videos, args.seed, args.num_frames, args.val_fraction,
                          args.height, args.width, progress=not args.no_progress,
-                         workers=args.workers)
-    print(f"wrote {args.num_videos} clips ({len(DIRECTIONS)} motion-direction classes: "
-          f"{' '.join(DIRECTIONS)}) to {args.out_dir}")
+                         workers=args.workers, classes=args.classes, plain=args.plain)
+    names = CLASSES[args.classes]
+    print(f"wrote {args.num_videos} clips ({len(names)} {args.classes} classes: {' '.join(names)}) to {args.out_dir}")
     for name, path in lists.items():
         print(f"  {name:8s} {path}")
     return 0
