@@ -32,10 +32,11 @@ demo_data() {
     ROOT="$DATA"
   else
     demo_banner "1. synthetic dataset: $NUM_VIDEOS clips, ${CLASSES:-direction} classes, linear grey at $SIZE px"
+    local -a extra=()
+    if [ -n "${SYNTHETIC_FLAGS+x}" ]; then extra=("${SYNTHETIC_FLAGS[@]}"); fi
     if [ ! -f "$OUT/raw/classes.txt" ]; then
       python -m snappix.tools.make_synthetic "$OUT/raw" --num_videos "$NUM_VIDEOS" --seed 0 --workers 2 \
-        --height "$SIZE" --width 84 --classes "${CLASSES:-direction}" ${SYNTHETIC_FLAGS[@]+"${SYNTHETIC_FLAGS[@]}"} \
-        --no_progress
+        --height "$SIZE" --width 84 --classes "${CLASSES:-direction}" "${extra[@]}" --no_progress
     fi
     python preprocess_data.py "$OUT/raw/videos" "$OUT/data/videos" --input_format .mp4 --cores 2 --short_side "$SIZE"
     for f in train val; do cp "$OUT/raw/$f.csv" "$OUT/data/$f.csv"; done

@@ -1,6 +1,6 @@
 """The claims tool: small, timed studies of SnapPix's claims on a CPU, written to one Markdown file.
 
-    python -m snappix.tools.claims --study generalisation|all [--fast] [--work_dir outputs/claims]
+    python -m snappix.tools.claims --study reconstruction|generalisation|all [--fast] [--work_dir outputs/claims]
                                    [--out_md docs/results/snappix_miniature.md] [--videos DIR] [--seed 0]
 
 Each study is its own module with ``NAME``, ``run_study(work_dir, videos, fast, seed, log) -> dict`` and
@@ -15,5 +15,6 @@ __all__ = ["STUDIES"]
 
 #: study name -> module (imported on use); the order is the order of the sections in the Markdown file
 STUDIES = {
+    "reconstruction": "snappix.tools.claims.reconstruction",
     "generalisation": "snappix.tools.claims.generalisation",
 }
