@@ -1,18 +1,60 @@
 # Pieces shared by the CPU demos in scripts/demos/ (sourced from the repository root, never run alone).
 #
 # demo_absolute PATH        PATH relative to $HERE (the folder the user ran the demo from) unless absolute
+# demo_common_arg NAME ARG [VALUE]
+#                           one of the options every demo has (--out DIR, --data DIR, --fast, --keep, -h) into OUT,
+#                           DATA, FAST, KEEP; DEMO_SHIFT = the words it used; anything else exits 2 naming the demo
+# demo_paths NAME DEFAULT_OUT REUSE_QUICKSTART
+#                           OUT (DEFAULT_OUT unless --out) and DATA made absolute; a --data folder needs classes.txt;
+#                           REUSE_QUICKSTART=1 without --data and --fast reuses outputs/quickstart/data when finished
 # demo_prepare NAME         moves an earlier $OUT aside (unless KEEP=1), makes $OUT and $OUT/logs, sets TIMINGS and START
 # demo_data NAME            sets ROOT (a quickstart data folder: $DATA when given, else made in $OUT/data from
 #                           NUM_VIDEOS synthetic clips at SIZE px whose classes are $CLASSES, default direction;
 #                           the array SYNTHETIC_FLAGS, when set, adds make_synthetic flags),
 #                           NB_CLASSES and NUM_TRAIN; caps BATCH at NUM_TRAIN
 # demo_banner TEXT          a stage banner with the seconds since START
+# demo_wait_pair NAME PID1 PID2
+#                           waits for two background stages (PID1 first); if one fails the other is killed, the
+#                           tails of $OUT/logs/*.log are printed and the demo exits 1
 # demo_finetune NAME DIR MODEL LR [flags]
 #                           run_finetuning.py with the quickstart's recipe on ROOT (EPOCHS, WARMUP, BATCH, SIZE,
 #                           VIEWS); the extra flags come last and win; skipped when KEEP=1 and DIR has its test
 #                           summary; the wall time is appended to TIMINGS
 
 demo_absolute() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$HERE" "$1" ;; esac; }
+
+demo_common_arg() {
+  local name="$1"; shift
+  case "$1" in
+    --out) OUT="$2"; DEMO_SHIFT=2 ;;
+    --data) DATA="$2"; DEMO_SHIFT=2 ;;
+    --fast) FAST=1; DEMO_SHIFT=1 ;;
+    --keep) KEEP=1; DEMO_SHIFT=1 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "$name demo: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+}
+
+demo_paths() {
+  local name="$1" default_out="$2" reuse="$3"
+  if [ -z "$OUT" ]; then OUT="$default_out"; else OUT=$(demo_absolute "$OUT"); fi
+  if [ -n "$DATA" ]; then
+    DATA=$(demo_absolute "$DATA")
+    [ -f "$DATA/classes.txt" ] || { echo "$name demo: --data $DATA has no classes.txt (a quickstart data folder)" >&2; exit 2; }
+  elif [ "$reuse" = 1 ] && [ "$FAST" = 0 ] && [ -f outputs/quickstart/data/classes.txt ] \
+      && [ -f outputs/quickstart/data/train.csv ]; then
+    DATA=$(pwd)/outputs/quickstart/data
+  fi
+}
+
+demo_wait_pair() {
+  local name="$1" first="$2" second="$3"
+  if wait "$first" && wait "$second"; then return 0; fi
+  kill "$first" "$second" 2>/dev/null || true
+  echo "$name demo: a stage failed; see $OUT/logs/" >&2
+  tail -n 20 "$OUT"/logs/*.log >&2
+  exit 1
+}
 
 demo_banner() { printf '\n== %s  [%ds]\n' "$1" "$((SECONDS - START))"; }
 

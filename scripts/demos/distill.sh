@@ -37,24 +37,13 @@ FAST=0
 KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --out) OUT="$2"; shift 2 ;;
-    --data) DATA="$2"; shift 2 ;;
     --teacher) TEACHER="$2"; shift 2 ;;
     --ft_epochs) FT_EPOCHS="$2"; shift 2 ;;
     --distill_epochs) DISTILL_EPOCHS="$2"; shift 2 ;;
-    --fast) FAST=1; shift ;;
-    --keep) KEEP=1; shift ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) echo "distill demo: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    *) demo_common_arg distill "$@"; shift "$DEMO_SHIFT" ;;
   esac
 done
-if [ -z "$OUT" ]; then OUT=outputs/demo_distill; else OUT=$(demo_absolute "$OUT"); fi
-if [ -n "$DATA" ]; then
-  DATA=$(demo_absolute "$DATA")
-  [ -f "$DATA/classes.txt" ] || { echo "distill demo: --data $DATA has no classes.txt (a quickstart data folder)" >&2; exit 2; }
-elif [ "$FAST" = 0 ] && [ -f outputs/quickstart/data/classes.txt ] && [ -f outputs/quickstart/data/train.csv ]; then
-  DATA=$(pwd)/outputs/quickstart/data
-fi
+demo_paths distill outputs/demo_distill 1
 if [ -n "$TEACHER" ]; then
   TEACHER=$(demo_absolute "$TEACHER")
   [ -f "$TEACHER" ] || { echo "distill demo: --teacher $TEACHER does not exist" >&2; exit 2; }
@@ -141,9 +130,7 @@ CHAIN_A=$!
     > "$OUT/logs/ft_distill_random.log" 2>&1
   echo "   B: finetuning done [$((SECONDS - START))s]" ) &
 CHAIN_B=$!
-failed() { echo "distill demo: a stage failed; see $OUT/logs/" >&2; tail -n 20 "$OUT"/logs/*.log >&2; exit 1; }
-wait "$CHAIN_A" || { kill "$CHAIN_B" 2>/dev/null || true; failed; }
-wait "$CHAIN_B" || failed
+demo_wait_pair distill "$CHAIN_A" "$CHAIN_B"
 
 demo_banner "5. results (multi-view test of each final model on the validation clips)"
 RUNS=(--run "student from scratch=$OUT/ft_scratch"

@@ -37,20 +37,11 @@ FAST=0
 KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --out) OUT="$2"; shift 2 ;;
-    --data) DATA="$2"; shift 2 ;;
     --epochs) EPOCHS="$2"; shift 2 ;;
-    --fast) FAST=1; shift ;;
-    --keep) KEEP=1; shift ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) echo "saccade demo: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    *) demo_common_arg saccade "$@"; shift "$DEMO_SHIFT" ;;
   esac
 done
-if [ -z "$OUT" ]; then OUT=outputs/demo_saccade; else OUT=$(demo_absolute "$OUT"); fi
-if [ -n "$DATA" ]; then
-  DATA=$(demo_absolute "$DATA")
-  [ -f "$DATA/classes.txt" ] || { echo "saccade demo: --data $DATA has no classes.txt (a quickstart data folder)" >&2; exit 2; }
-fi
+demo_paths saccade outputs/demo_saccade 0
 
 source scripts/_venv.sh
 
@@ -127,9 +118,7 @@ CHAIN_A=$!
     > "$OUT/logs/ret_instance.log" 2>&1
   echo "   B: retrieval done [$((SECONDS - START))s]" ) &
 CHAIN_B=$!
-failed() { echo "saccade demo: a stage failed; see $OUT/logs/" >&2; tail -n 20 "$OUT"/logs/*.log >&2; exit 1; }
-wait "$CHAIN_A" || { kill "$CHAIN_B" 2>/dev/null || true; failed; }
-wait "$CHAIN_B" || failed
+demo_wait_pair saccade "$CHAIN_A" "$CHAIN_B"
 
 demo_banner "4. results (validation clips against the training gallery)"
 SCAN_S=$(awk -F'\t' '/^scanpaths/ { s = $2 } END { print s + 0 }' "$TIMINGS")

@@ -29,23 +29,12 @@ FAST=0
 KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --out) OUT="$2"; shift 2 ;;
-    --data) DATA="$2"; shift 2 ;;
     --epochs) EPOCHS="$2"; shift 2 ;;
     --num_videos) NUM_VIDEOS="$2"; shift 2 ;;
-    --fast) FAST=1; shift ;;
-    --keep) KEEP=1; shift ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) echo "videomamba demo: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    *) demo_common_arg videomamba "$@"; shift "$DEMO_SHIFT" ;;
   esac
 done
-if [ -z "$OUT" ]; then OUT=outputs/demo_videomamba; else OUT=$(demo_absolute "$OUT"); fi
-if [ -n "$DATA" ]; then
-  DATA=$(demo_absolute "$DATA")
-  [ -f "$DATA/classes.txt" ] || { echo "videomamba demo: --data $DATA has no classes.txt (a quickstart data folder)" >&2; exit 2; }
-elif [ "$FAST" = 0 ] && [ -f outputs/quickstart/data/classes.txt ] && [ -f outputs/quickstart/data/train.csv ]; then
-  DATA=$(pwd)/outputs/quickstart/data
-fi
+demo_paths videomamba outputs/demo_videomamba 1
 
 source scripts/_venv.sh
 
@@ -71,7 +60,6 @@ demo_data
 
 # Two trainings at a time, one thread each (the machine's two cores): the pure-PyTorch selective scan runs many
 # small steps that gain little from a second thread. Each run's output goes to OUT/logs/<dir>.log.
-side_by_side_failed() { echo "videomamba demo: a training failed; see $OUT/logs/" >&2; tail -n 20 "$OUT"/logs/*.log >&2; exit 1; }
 demo_banner "2-3. VideoMamba (videomamba_super_tiny: width 96, depth 4, grey, 16 frames, 32 px patches in tubelets of 4) \
 then a single frame, beside the video ViT (16 frames), with the same recipe and budget; logs in $OUT/logs"
 ( demo_finetune "VideoMamba (16 frames)" ft_videomamba videomamba_super_tiny "$LR_MAMBA" > "$OUT/logs/ft_videomamba.log" 2>&1
@@ -84,8 +72,7 @@ FIRST=$!
 ( demo_finetune "video ViT (16 frames)" ft_video video_vit_super_tiny_patch16_112 "$LR_VIDEO" > "$OUT/logs/ft_video.log" 2>&1
   echo "   video ViT done [$((SECONDS - START))s]" ) &
 SECOND=$!
-wait "$SECOND" || { kill "$FIRST" 2>/dev/null || true; side_by_side_failed; }
-wait "$FIRST" || side_by_side_failed
+demo_wait_pair videomamba "$SECOND" "$FIRST"
 
 demo_banner "4. results (multi-view test of each final model on the validation clips)"
 python -m snappix.tools.demo_report --title "VideoMamba demo" --timings "$TIMINGS" \

@@ -56,12 +56,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     rows = RT.collect_runs(p, args.run, RT.read_timings(args.timings))
     params = [count_parameters(spec.partition("=")[2]) for spec in args.run]
-    text = f"## {args.title}\n\n{format_rows(rows, params)}\n"
-    if args.baseline:
-        text += "\n" + "\n".join(f"- {line}" for line in margins(rows, args.baseline, args.margin)) + "\n"
-    if args.notes:
-        text += f"\n{args.notes}\n"
-    RT.emit(text, args.out)
+    lines = margins(rows, args.baseline, args.margin) if args.baseline else None
+    RT.emit(RT.report(args.title, format_rows(rows, params), lines, args.notes), args.out)
     return 0
 
 

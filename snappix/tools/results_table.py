@@ -177,6 +177,16 @@ def collect_runs(parser: argparse.ArgumentParser, specs, timings) -> list:
     return rows
 
 
+def report(title: str, table: str, margin_lines: list[str] | None, notes: str | None) -> str:
+    """The Markdown of a demo's results: ``## title``, the table, one bullet per margin line, then the notes."""
+    text = f"## {title}\n\n{table}\n"
+    if margin_lines:
+        text += "\n" + "\n".join(f"- {line}" for line in margin_lines) + "\n"
+    if notes:
+        text += f"\n{notes}\n"
+    return text
+
+
 def emit(text: str, out: str | None) -> None:
     """Print the Markdown ``text`` and, with ``out``, write it there."""
     print(text)

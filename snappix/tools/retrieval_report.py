@@ -66,12 +66,8 @@ def main(argv=None) -> int:
     p.add_argument("--margin", type=float, default=10.0, help="recall@1 points over --baseline to report against")
     args = p.parse_args(argv)
     runs = [read_run(p, spec) for spec in args.run]
-    text = f"## {args.title}\n\n{format_rows(runs, RT.read_timings(args.timings))}\n"
-    if args.baseline:
-        text += "\n" + "\n".join(f"- {line}" for line in margins(runs, args.baseline, args.margin)) + "\n"
-    if args.notes:
-        text += f"\n{args.notes}\n"
-    RT.emit(text, args.out)
+    lines = margins(runs, args.baseline, args.margin) if args.baseline else None
+    RT.emit(RT.report(args.title, format_rows(runs, RT.read_timings(args.timings)), lines, args.notes), args.out)
     return 0
 
 
