@@ -1,4 +1,5 @@
-"""Decorrelation building blocks of the claims studies: clip groups, exact moments, fitting, protocol scoring.
+"""Decorrelation building blocks of the claims studies: clip groups, exact moments, fitting, protocol scoring,
+and the fixed patterns every study compares with (:data:`FIXED`, :func:`fixed_pattern`).
 
 The score of a pattern is always the documented protocol (``docs/decorrelation_protocol.md``): SnapPix
 preprocessing, centre crop 112, 16-frame windows at rate 4 starting every 32 frames (plus the clamped
@@ -24,11 +25,12 @@ import torch
 from snappix.decorrelation.data import GreyClipSource, protocol_windows
 from snappix.decorrelation.evaluate import batches, evaluate
 from snappix.decorrelation.train import LOSSES
-from snappix.sensor import CodedExposure, greedy_flip_refine
+from snappix.sensor import (CodedExposure, greedy_flip_refine, load_shipped_pattern, long_exposure_pattern,
+                            short_exposure_pattern)
 from snappix.sensor.moments import TileMoments
 
-__all__ = ["Geometry", "SCENES", "scene_of", "group_by_scene", "clip_moments", "save_moments", "load_moments",
-           "mix", "fit_pattern", "score_pattern"]
+__all__ = ["Geometry", "FIXED", "fixed_pattern", "SCENES", "scene_of", "group_by_scene", "clip_moments",
+           "save_moments", "load_moments", "mix", "fit_pattern", "score_pattern"]
 
 #: the mmaction2 test clips of the protocol that show the same scene (they must fall into the same fold):
 #: ``demo_spatiotemporal_det.mp4`` is ``demo.mp4`` with detection boxes drawn in, and
@@ -178,3 +180,17 @@ def score_pattern(pattern: torch.Tensor | np.ndarray, source: GreyClipSource, vi
     windows = protocol_windows(sub, g.num_frames, g.sampling_rate, g.val_stride)
     metric, _ = evaluate(sensor, sub, windows, batch_size, g.tile_size, True, torch.device("cpu"))
     return metric
+
+
+FIXED = {"pattern_4": "SnapPix pattern_4 (released, learned on K710 + SSV2)", "long": "long exposure",
+         "short": "short exposure", "naive": "naive (SnapPix pattern_init, 50 % random)",
+         "sparse": "sparse (SnapPix pattern_init_sparse)"}
+
+
+def fixed_pattern(name: str) -> torch.Tensor:
+    """The ``(1, 16, 8, 8)`` float32 pattern of a :data:`FIXED` entry."""
+    if name == "long":
+        return long_exposure_pattern()
+    if name == "short":
+        return short_exposure_pattern()
+    return load_shipped_pattern({"naive": "pattern_init", "sparse": "pattern_init_sparse"}.get(name, name))

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from snappix.decorrelation.data import GreyClipSource, list_videos
-from snappix.sensor import load_shipped_pattern, long_exposure_pattern, short_exposure_pattern
 from snappix.tools.claims import decor
+from snappix.tools.claims.decor import FIXED, fixed_pattern
 from snappix.tools.claims.generalisation_table import render
 from snappix.tools.claims.report import Parts
 
@@ -52,11 +52,6 @@ RECIPES = {
 #: recipes trained per fold on the other real scenes
 FOLD_RECIPES = ("five_clip", "regularised", "varied")
 #: fixed patterns shown for comparison -> label
-FIXED = {"pattern_4": "SnapPix pattern_4 (released, learned on K710 + SSV2)", "long": "long exposure",
-         "short": "short exposure", "naive": "naive (SnapPix pattern_init, 50 % random)",
-         "sparse": "sparse (SnapPix pattern_init_sparse)"}
-
-
 @dataclass(frozen=True)
 class Settings:
     """Sizes of a run: full (the documented one) or ``--fast`` (tests; about a minute)."""
@@ -71,15 +66,6 @@ class Settings:
     def of(cls, fast: bool) -> "Settings":
         """``Settings()`` or the ``--fast`` sizes (24 synthetic clips, 200 steps, 100 flips, stride 16)."""
         return cls(num_synthetic=24, steps=200, max_flips=100, train_stride=16) if fast else cls()
-
-
-def fixed_pattern(name: str) -> torch.Tensor:
-    """The ``(1, 16, 8, 8)`` float32 pattern of a :data:`FIXED` entry."""
-    if name == "long":
-        return long_exposure_pattern()
-    if name == "short":
-        return short_exposure_pattern()
-    return load_shipped_pattern({"naive": "pattern_init", "sparse": "pattern_init_sparse"}.get(name, name))
 
 
 def make_synthetic(out_dir: Path, num_videos: int, seed: int) -> dict:

@@ -41,7 +41,7 @@ from snappix.data.synthetic import clip_rng, render_clip
 from snappix.sensor import CodedExposure
 from snappix.sensor.moments import TileMoments
 from snappix.tools.claims import decor
-from snappix.tools.claims.generalisation import fixed_pattern
+from snappix.tools.claims.decor import fixed_pattern
 from snappix.tools.claims.reconstruction_table import render
 from snappix.tools.claims.report import Parts
 
